@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` runs the cluster, `make test` passes the tests.
+# Both set up what they need (Debian packages, a virtualenv) and are quick when it is there.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_DIR ?=
+PORT ?= 6443
+ARGS ?=
+
+.PHONY: run test lint deps venv clean bench
+
+deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  need=""; \
+	  python3 -c 'import venv, ensurepip' 2>/dev/null || need="$$need python3-venv"; \
+	  command -v sqlite3 >/dev/null || need="$$need sqlite3"; \
+	  if [ -n "$$need" ]; then \
+	    echo "installing Debian packages:$$need"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml | deps
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: deps $(STAMP)
+
+run: venv
+	$(VENV)/bin/pybernetes up --port $(PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports --config pyproject.toml
+
+test: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports --config pyproject.toml
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,5 @@
+"""The scheduling API group (placeholder until its strategies land)."""
+
+from pybernetes.api.resource import ResourceDef
+
+RESOURCES: list[ResourceDef] = []
