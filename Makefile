@@ -36,9 +36,8 @@ lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports --config pyproject.toml
 
+# ruff and the import-linter contract run inside the suite (tests/unit/test_code_quality.py).
 test: venv
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/lint-imports --config pyproject.toml
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 clean:

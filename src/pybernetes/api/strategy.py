@@ -98,6 +98,14 @@ class Strategy:
 
     # -- table output -----------------------------------------------------------------
 
+    # Whether the table starts with the NAME column (events' tables do not: their name is a
+    # wide column of their own, as upstream prints them).
+    name_column: bool = True
+
+    def name_cell(self, obj: Obj) -> str:
+        """The NAME cell (a StorageClass adds `` (default)``)."""
+        return str((obj.get("metadata") or {}).get("name", ""))
+
     def columns(self) -> list[Column]:
         """Columns after NAME; the default is upstream's for kinds without a printer."""
         return [Column("Age", "string", description="CreationTimestamp is a timestamp ...")]

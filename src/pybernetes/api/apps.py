@@ -1,5 +1,0 @@
-"""The apps API group (placeholder until its strategies land)."""
-
-from pybernetes.api.resource import ResourceDef
-
-RESOURCES: list[ResourceDef] = []

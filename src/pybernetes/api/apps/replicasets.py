@@ -1,0 +1,122 @@
+"""apps/v1 replicasets: replicas defaulted to 1, selector/template checks, the selector
+immutable on update, status counters, the status.replicas field selector, the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pybernetes.api.apps.common import (
+    WorkloadStrategy,
+    check_status_counters,
+    template_cells,
+    validate_template,
+)
+from pybernetes.api.groupcommon import (
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    check_immutable,
+    dig,
+    ensure,
+    int_of,
+    non_negative,
+    not_greater,
+    selector_string,
+    strategy_status,
+    validate_workload_selector,
+)
+from pybernetes.api.printing import age
+from pybernetes.api.resource import SCALE, ResourceDef, status_of
+from pybernetes.api.strategy import Column
+from pybernetes.machinery.errors import FieldError, required
+
+Obj = dict[str, Any]
+
+STATUS_COUNTERS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas",
+                   "observedGeneration")
+
+
+def validate_replica_set_spec(spec: Any, path: str = "spec") -> list[FieldError]:
+    errs: list[FieldError] = []
+    if not isinstance(spec, dict):
+        return [required(path)]
+    non_negative(spec, "replicas", f"{path}.replicas", errs)
+    non_negative(spec, "minReadySeconds", f"{path}.minReadySeconds", errs)
+    validate_workload_selector(spec.get("selector"), dig(spec, "template", "metadata", "labels"), path,
+                               "deployment", errs)
+    validate_template(spec, path, errs, deadline_error="activeDeadlineSeconds in ReplicaSet is not Supported")
+    return errs
+
+
+class ReplicaSetStrategy(WorkloadStrategy):
+    initial_status = {"replicas": 0}
+    field_names = ("status.replicas",)
+
+    def default(self, obj: Obj) -> None:
+        spec = ensure(obj, "spec")
+        if spec.get("replicas") is None:
+            spec["replicas"] = 1
+        super().default(obj)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return validate_replica_set_spec(obj.get("spec"))
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errs: list[FieldError] = []
+        check_immutable(dig(new, "spec", "selector"), dig(old, "spec", "selector"), "spec.selector", errs)
+        return errs
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        status = strategy_status(new)
+        errs: list[FieldError] = []
+        check_status_counters(status, STATUS_COUNTERS, errs)
+        for field in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+            not_greater(status, field, "replicas", "status", errs, "status.replicas")
+        not_greater(status, "availableReplicas", "readyReplicas", "status", errs, "readyReplicas")
+        return errs
+
+    def columns(self) -> list[Column]:
+        return [
+            Column("Desired", "integer", description="Replicas is the number of desired pods."),
+            Column("Current", "integer", description="Replicas is the most recently observed number of "
+                   "non-terminating pods."),
+            Column("Ready", "integer", description="The number of non-terminating pods targeted by this "
+                   "ReplicaSet with a Ready Condition."),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            Column("Selector", priority=1, description="Selector is a label query over pods that should "
+                   "match the replica count."),
+        ]
+
+    def cells(self, obj: Obj, now: float) -> list[Any]:
+        status = strategy_status(obj)
+        names, images = template_cells(obj)
+        return [
+            int_of(dig(obj, "spec", "replicas")),
+            int_of(status.get("replicas")),
+            int_of(status.get("readyReplicas")),
+            age(obj, now),
+            names,
+            images,
+            selector_string(dig(obj, "spec", "selector")),
+        ]
+
+    def fields(self, obj: Obj) -> dict[str, str]:
+        fields = super().fields(obj)
+        fields["status.replicas"] = str(int_of(strategy_status(obj).get("replicas")))
+        return fields
+
+
+REPLICASETS = ResourceDef(
+    group="apps",
+    version="v1",
+    resource="replicasets",
+    kind="ReplicaSet",
+    singular="replicaset",
+    namespaced=True,
+    strategy=ReplicaSetStrategy(),
+    short_names=("rs",),
+    categories=("all",),
+    subresources=(status_of("ReplicaSet", "apps"), SCALE),
+)

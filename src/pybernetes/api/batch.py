@@ -1,5 +1,0 @@
-"""The batch API group (placeholder until its strategies land)."""
-
-from pybernetes.api.resource import ResourceDef
-
-RESOURCES: list[ResourceDef] = []

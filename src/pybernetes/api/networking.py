@@ -1,5 +1,0 @@
-"""The networking API group (placeholder until its strategies land)."""
-
-from pybernetes.api.resource import ResourceDef
-
-RESOURCES: list[ResourceDef] = []

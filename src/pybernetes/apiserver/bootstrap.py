@@ -1,0 +1,76 @@
+"""Objects every cluster has from the start, created by the API server when missing.
+
+The namespaces ``default``, ``kube-system``, ``kube-public`` and ``kube-node-lease``, and the
+``default/kubernetes`` Service (ClusterIP = the first address of the service CIDR, port 443
+"https" to the API server's 6443), as upstream's bootstrap controller keeps them.  They go
+through the ordinary store path, so strategies default and validate them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pybernetes.machinery.errors import StatusError
+
+if TYPE_CHECKING:
+    from pybernetes.apiserver.store import Stores
+
+Obj = dict[str, Any]
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+API_SERVER_PORT = 6443
+
+
+def namespace_object(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def kubernetes_service(cluster_ip: str, target_port: int = API_SERVER_PORT) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": cluster_ip,
+            "ports": [
+                {"name": "https", "port": 443, "protocol": "TCP", "targetPort": target_port}
+            ],
+            "sessionAffinity": "None",
+        },
+    }
+
+
+async def _create_if_missing(store: Any, namespace: str | None, obj: Obj) -> None:
+    from pybernetes.apiserver.store import WriteOptions
+
+    name = obj["metadata"]["name"]
+    try:
+        await store.get(namespace, name)
+        return
+    except StatusError as err:
+        if err.code != 404:
+            raise
+    try:
+        await store.create(namespace, obj, WriteOptions())
+    except StatusError as err:
+        if err.reason != "AlreadyExists":
+            raise
+
+
+async def ensure_defaults(stores: Stores) -> None:
+    namespaces = stores.find("", "namespaces")
+    if namespaces is not None:
+        for name in DEFAULT_NAMESPACES:
+            await _create_if_missing(namespaces, None, namespace_object(name))
+    services = stores.find("", "services")
+    if services is not None and namespaces is not None:
+        await _create_if_missing(
+            services,
+            "default",
+            kubernetes_service(stores.allocator.first_ip(), stores.api_server_port),
+        )
