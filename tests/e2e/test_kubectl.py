@@ -176,7 +176,6 @@ POD = manifest("""
 def test_create_get_describe(cluster: Cluster):
     for text in (DEPLOYMENT, SERVICE, POD):
         cluster.kubectl("create", "-f", "-", input=text)
-    # (kubectl's generators, `create configmap` ..., send protobuf bodies: not served yet)
     cluster.kubectl("create", "-f", "-", input=configmap_yaml("settings", a="1"))
     cluster.kubectl("create", "-f", "-", input=manifest("""
         apiVersion: v1
@@ -218,6 +217,21 @@ def test_create_get_describe(cluster: Cluster):
     assert "settings" in cluster.kubectl("describe", "configmap", "settings").stdout
 
 
+def test_generator_commands(cluster: Cluster):
+    """kubectl's generators use typed clients, which send protobuf bodies."""
+    cluster.kubectl("create", "namespace", "gen")
+    cluster.kubectl("-n", "gen", "create", "configmap", "cfg", "--from-literal=a=1")
+    cluster.kubectl("-n", "gen", "create", "secret", "generic", "sec", "--from-literal=k=v")
+    cluster.kubectl("-n", "gen", "create", "deployment", "dep", "--image=nginx", "--replicas=2")
+    cluster.kubectl("-n", "gen", "expose", "deployment", "dep", "--port=80")
+    cluster.kubectl("-n", "gen", "run", "solo", "--image=busybox", "--labels=app=solo")
+    assert cluster.json("-n", "gen", "get", "cm", "cfg")["data"] == {"a": "1"}
+    assert cluster.json("-n", "gen", "get", "secret", "sec")["data"] == {"k": "dg=="}
+    assert cluster.json("-n", "gen", "get", "deploy", "dep")["spec"]["replicas"] == 2
+    assert cluster.json("-n", "gen", "get", "svc", "dep")["spec"]["ports"][0]["port"] == 80
+    assert cluster.json("-n", "gen", "get", "pod", "solo")["metadata"]["labels"] == {"app": "solo"}
+
+
 def test_api_resources(cluster: Cluster):
     out = cluster.kubectl("api-resources").stdout
     lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
@@ -227,6 +241,7 @@ def test_api_resources(cluster: Cluster):
 
 
 def test_get_watch_streams_new_objects(cluster: Cluster):
+    cluster.kubectl("create", "-f", "-", input=configmap_yaml("watch-anchor"))  # so a header prints
     proc = subprocess.Popen(
         [KUBECTL or "kubectl", "--kubeconfig", str(cluster.kubeconfig), "get", "configmaps", "-w",
          "-n", "default"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env())
@@ -239,11 +254,14 @@ def test_get_watch_streams_new_objects(cluster: Cluster):
         while time.monotonic() < deadline:
             if not created and any("NAME" in line for line in seen):
                 cluster.kubectl("create", "-f", "-", input=configmap_yaml("watched-one"))
+                cluster.kubectl("create", "-f", "-", input=configmap_yaml("watched-two"))
                 created = True
-            if any(line.startswith("watched-one") for line in seen):
+            if any(line.startswith("watched-two") for line in seen):
                 break
             time.sleep(0.05)
-        assert any(line.startswith("watched-one") for line in seen), seen
+        names = [line.split()[0] for line in seen if line.startswith("watched-")]
+        assert names == ["watched-one", "watched-two"], seen
+        assert sum(1 for line in seen if line.startswith("NAME")) == 1, seen
     finally:
         proc.terminate()
         proc.wait(10)

@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from pybernetes.apiserver.app import STORES, ServerConfig, build_app
+from pybernetes.apiserver.pipeline import Pipeline
 
 
 @dataclass
@@ -42,8 +43,12 @@ class ApiServer:
         return self.app[STORES]
 
 
-async def start_server(data_dir: Path, **config: object) -> tuple[ApiServer, web.AppRunner]:
-    app = build_app(ServerConfig(data_dir=data_dir, port=0, shutdown_timeout=2, **config))  # type: ignore[arg-type]
+async def start_server(data_dir: Path, *, pipeline: Pipeline | None = None,
+                       **config: object) -> tuple[ApiServer, web.AppRunner]:
+    """Build and serve the app on 127.0.0.1:<ephemeral>; ``pipeline`` replaces the
+    pass-through authn/authz/admission stages."""
+    app = build_app(ServerConfig(data_dir=data_dir, port=0, shutdown_timeout=2, **config),  # type: ignore[arg-type]
+                    pipeline=pipeline)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

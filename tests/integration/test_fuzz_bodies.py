@@ -52,7 +52,7 @@ BAD_METAS = [
     {"name": 5}, {"name": "..", "namespace": "elsewhere"}, {"labels": {"bad key!": "v"}},
     {"name": "ok-name", "labels": {"bad key!": "v"}}, {"name": "ok-name", "annotations": {"a": 1}},
     {"name": "ok-name", "finalizers": ["not a finalizer!"]}, {"name": "ok-name", "uid": 7},
-    None, [], "string", {"generateName": "-"}, {"name": "ok-name", "creationTimestamp": "yesterday"},
+    None, [], "string", {"generateName": "x/"}, {"name": "ok-name", "creationTimestamp": "yesterday"},
 ]
 
 

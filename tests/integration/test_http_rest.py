@@ -237,3 +237,49 @@ async def test_default_namespaces_exist(http):
     async with http.get("/api/v1/namespaces") as resp:
         names = {i["metadata"]["name"] for i in (await resp.json())["items"]}
     assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
+
+
+async def test_namespace_delete_and_finalize(http):
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}
+    assert (await create(http, "/api/v1/namespaces", ns))[0] == 201
+    async with http.delete("/api/v1/namespaces/doomed") as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert body["kind"] == "Namespace" and body["status"]["phase"] == "Terminating"
+    # writes into a terminating namespace are refused
+    status, body, _ = await create(http, "/api/v1/namespaces/doomed/configmaps", configmap("late"))
+    assert status == 403, body
+    async with http.get("/api/v1/namespaces/doomed") as resp:
+        current = await resp.json()
+    current["spec"]["finalizers"] = []
+    async with http.put("/api/v1/namespaces/doomed/finalize", data=orjson.dumps(current), headers=JSON) as resp:
+        assert resp.status == 200, await resp.text()
+    async with http.get("/api/v1/namespaces/doomed") as resp:
+        assert resp.status == 404
+
+
+async def test_get_as_yaml_and_not_acceptable(http):
+    await create(http, CM_URL, configmap("yml", a="1"))
+    async with http.get(f"{CM_URL}/yml", headers={"Accept": "application/yaml"}) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/yaml")
+        assert "name: yml" in await resp.text()
+    async with http.get(f"{CM_URL}/yml", headers={"Accept": "application/vnd.kubernetes.protobuf"}) as resp:
+        assert resp.status == 406 and (await resp.json())["reason"] == "NotAcceptable"
+
+
+async def test_pods_delete_returns_the_pod_and_binding(http):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    status, body, _ = await create(http, "/api/v1/namespaces/default/pods", pod)
+    assert status == 201, body
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}
+    status, body, _ = await create(http, "/api/v1/namespaces/default/pods/p/binding", binding)
+    assert status == 201 and body["status"] == "Success", body
+    async with http.get("/api/v1/namespaces/default/pods/p") as resp:
+        assert (await resp.json())["spec"]["nodeName"] == "node-1"
+    status, body, _ = await create(http, "/api/v1/namespaces/default/pods/p/binding", binding)
+    assert status == 409
+    async with http.delete("/api/v1/namespaces/default/pods/p", params={"gracePeriodSeconds": "0"}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["kind"] == "Pod"

@@ -12,7 +12,7 @@ from store_suite import SQLiteBackend  # noqa: E402
 from test_store_delete import DeleteSuite  # noqa: E402
 from test_store_reads import GetListSuite, WatchSuite  # noqa: E402
 from test_store_subresources import ScaleBindingSuite, ServiceAllocationSuite  # noqa: E402
-from test_store_writes import CreateSuite, PatchSuite, UpdateSuite  # noqa: E402
+from test_store_writes import CreateSuite, MetaTypesSuite, PatchSuite, UpdateSuite  # noqa: E402
 
 
 class TestCreateSQLite(SQLiteBackend, CreateSuite):
@@ -44,4 +44,8 @@ class TestScaleBindingSQLite(SQLiteBackend, ScaleBindingSuite):
 
 
 class TestServiceAllocationSQLite(SQLiteBackend, ServiceAllocationSuite):
+    pass
+
+
+class TestMetaTypesSQLite(SQLiteBackend, MetaTypesSuite):
     pass

@@ -30,7 +30,9 @@ def test_media_types():
     assert bodies.object_media_type("application/json; charset=utf-8") == "application/json"
     assert bodies.object_media_type("application/yaml") == "application/yaml"
     assert bodies.patch_media_type("application/merge-patch+json") == "application/merge-patch+json"
-    for bad in ("text/plain", "application/vnd.kubernetes.protobuf"):
+    # typed client-go clients (kubectl create configmap ...) send protobuf
+    assert bodies.object_media_type("application/vnd.kubernetes.protobuf") == "application/vnd.kubernetes.protobuf"
+    for bad in ("text/plain", "application/x-www-form-urlencoded", "application/cbor"):
         with pytest.raises(StatusError) as caught:
             bodies.object_media_type(bad)
         assert caught.value.code == 415

@@ -287,3 +287,18 @@ class TestPatchMemory(MemoryBackend, PatchSuite):
 
 
 _ = pytest
+
+
+class MetaTypesSuite(StoreFixtures):
+    async def test_unreadable_server_fields_are_rejected_not_overwritten(self, stores):
+        w = stores.for_resource(WIDGETS)
+        for meta in ({"uid": 7}, {"creationTimestamp": "yesterday"}, {"generation": "1"},
+                     {"resourceVersion": 5}, {"deletionTimestamp": 3}):
+            body = widget("a")
+            body["metadata"].update(meta)
+            err = await unchanged(stores, w.create("default", body, W()), 400, "BadRequest")
+            assert err.message.startswith('Widget in version "v1" cannot be handled as a Widget: '), err
+
+
+class TestMetaTypesMemory(MemoryBackend, MetaTypesSuite):
+    pass

@@ -130,14 +130,16 @@ def build_app(config: ServerConfig, *, registry: Registry | None = None,
     app.cleanup_ctx.append(storage_context)
     app.on_shutdown.append(on_shutdown)
 
+    # Resource routes first: the router tries the routes under one first path segment in
+    # registration order, and these carry almost all the traffic.
+    router = app.router
+    router.add_route("*", "/api/v1/{tail:.+}", handlers.core)
+    router.add_route("*", "/apis/{group}/{version}/{tail:.+}", handlers.grouped)
     health.add_routes(app, [("etcd", state.storage_ok), ("informer-sync", state.synced),
                             ("shutdown", state.not_shutting_down)],
                       readyz_only=("informer-sync", "shutdown"))
     discovery.add_routes(app, registry)
     openapi.add_routes(app, registry)
-    router = app.router
-    router.add_route("*", "/api/v1/{tail:.+}", handlers.core)
-    router.add_route("*", "/apis/{group}/{version}/{tail:.+}", handlers.grouped)
     router.add_route("*", "/{tail:.*}", _not_found)
     return app
 

@@ -21,6 +21,8 @@ from pybernetes.machinery.errors import (
     request_entity_too_large,
     unsupported_media_type,
 )
+from pybernetes.machinery.protobuf import MEDIA_TYPE as PROTOBUF
+from pybernetes.machinery.protobuf import decode_protobuf_body
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 
@@ -31,7 +33,7 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
-OBJECT_TYPES = (JSON, YAML)
+OBJECT_TYPES = (JSON, YAML, PROTOBUF)
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
 
@@ -76,6 +78,8 @@ def _unsupported_message(supported: tuple[str, ...]) -> str:
 
 def decode(body: bytes, content_type: str, kind: str = "") -> tuple[Any, list[str]]:
     """Decode once (malformed input is a 400 worded as upstream's decoder words it)."""
+    if content_type == PROTOBUF:  # typed client-go clients (kubectl create ...) send protobuf
+        return decode_protobuf_body(body, kind=kind), []
     return decode_body(body, content_type, kind=kind)
 
 

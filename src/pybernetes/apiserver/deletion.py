@@ -64,9 +64,7 @@ class DeletePlan:
 
 
 def _invalid_options(errs: list[FieldError]) -> StatusError:
-    err = invalid("DeleteOptions", "", errs, "meta.k8s.io")
-    err.message = "DeleteOptions.meta.k8s.io" + err.message[len("DeleteOptions"):]
-    return err
+    return invalid("DeleteOptions", "", errs, "meta.k8s.io")
 
 
 def parse_delete_options(options: Any) -> DeleteOptions:

@@ -7,6 +7,12 @@ around the store, call the resource's ``ResourceStore``, and encode the answer o
 (``responses``: JSON / Table / PartialObjectMetadata).  Watches are handed to ``watch``.
 Every failure is a metav1 Status; an unexpected exception is logged and answered 500.
 
+Admission runs in the handlers, before the store: mutating then validating plugins see the
+decoded body of a create/update (``obj``), and only the request's attributes for a patch or
+delete (``obj`` None, the options or patch body in ``options``), because the old and the
+patched object exist only inside the store's read-modify-write.  Plugins that need them
+(the security issue's) need a hook in the store's update loop.
+
 Subresources other than status, scale and binding (pods/log, exec, eviction ... of later
 issues) plug in through ``ResourceHandlers.subresource_handlers``.
 """
@@ -186,6 +192,9 @@ class ResourceHandlers:
         body = await bodies.read_body(request)
         if not body.strip():
             raise bad_request("the body of the request was empty")
+        # The patched object exists only inside the store's read-modify-write: admission sees
+        # the request's attributes here (obj None); see the module docstring.
+        await self._admit(info, user, None, None, opts, body)
         if info.subresource == "scale":
             result = await store.patch_scale(info.namespace or "", info.name or "", patch_type, body, opts)
         else:

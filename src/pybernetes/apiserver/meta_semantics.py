@@ -9,6 +9,7 @@ Pure functions on wire-shaped dicts; no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -67,17 +68,9 @@ def _go_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def qualified_kind(res: ResourceDef) -> str:
-    """``Deployment.apps`` / ``Pod``: how upstream's Invalid errors name a kind."""
-    return f"{res.kind}.{res.group}" if res.group else res.kind
-
-
 def invalid_error(res: ResourceDef, name: str, errs: list[FieldError]) -> StatusError:
-    """422 Invalid for ``res`` with upstream's group-qualified kind in the message."""
-    err = invalid(res.kind, name, errs, res.group)
-    if res.group:
-        err.message = qualified_kind(res) + err.message[len(res.kind):]
-    return err
+    """422 Invalid for ``res`` (the message names the group-qualified kind)."""
+    return invalid(res.kind, name, errs, res.group)
 
 
 def check_type(res: ResourceDef, obj: Any) -> Obj:
@@ -104,6 +97,57 @@ def check_type(res: ResourceDef, obj: Any) -> Obj:
     elif not isinstance(meta, dict):
         raise bad_request("metadata: must be an object")
     return obj
+
+
+_STRING_META = ("name", "generateName", "namespace", "uid", "resourceVersion", "selfLink")
+_TIME_META = ("creationTimestamp", "deletionTimestamp")
+_INT_META = ("generation", "deletionGracePeriodSeconds")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def check_meta_types(res: ResourceDef, meta: Obj) -> None:
+    """Fields that upstream's decoder could not even read are a 400 (before the store
+    overwrites the server-owned ones): wrong JSON types and unparseable timestamps."""
+    problem = ""
+    for key in _STRING_META:
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            problem = (
+                f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+                f"ObjectMeta.metadata.{key} of type string"
+            )
+            break
+    if not problem:
+        for key in _INT_META:
+            value = meta.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                problem = (
+                    f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+                    f"ObjectMeta.metadata.{key} of type int64"
+                )
+                break
+    if not problem:
+        for key in _TIME_META:
+            value = meta.get(key)
+            if value is not None and (not isinstance(value, str) or not _RFC3339.match(value)):
+                problem = f"metadata.{key}: invalid time {value!r}: must be RFC 3339"
+                break
+    if problem:
+        raise bad_request(
+            f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {problem}'
+        )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
 
 
 def apply_create_namespace(res: ResourceDef, meta: Obj, namespace: str | None) -> None:

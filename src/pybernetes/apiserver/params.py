@@ -49,7 +49,7 @@ def _int(query: Mapping[str, str], key: str) -> int | None:
 
 
 def _invalid_options(kind: str, errors: list[FieldError]) -> StatusError:
-    return invalid(f"{kind}.meta.k8s.io", "", errors, group="meta.k8s.io")
+    return invalid(kind, "", errors, group="meta.k8s.io")
 
 
 def write_options(query: Mapping[str, str], *, apply: bool = False) -> WriteOptions:

@@ -102,6 +102,7 @@ class ResourceStore(ReadSide, SubresourceSide):
         is a 400 BadRequest; missing namespace object is a 404 NotFound."""
         obj = ms.check_type(self.res, obj)
         meta = obj["metadata"]
+        ms.check_meta_types(self.res, meta)
         ms.apply_create_namespace(self.res, meta, namespace)
         generate = not meta.get("name") and isinstance(meta.get("generateName"), str) and bool(
             meta.get("generateName")
@@ -173,6 +174,7 @@ class ResourceStore(ReadSide, SubresourceSide):
     ) -> tuple[Obj, bool]:
         """PUT; returns (object, created)."""
         body = ms.check_type(self.res, obj)
+        ms.check_meta_types(self.res, body["metadata"])
         ms.check_update_target(self.res, body["metadata"], namespace, name)
         pristine = clone(body)
         first = [True]
@@ -235,7 +237,7 @@ class ResourceStore(ReadSide, SubresourceSide):
         if not body_rv:
             if not self.strategy.allow_unconditional_update:
                 err = invalid_value("metadata.resourceVersion", 0, "must be specified for an update")
-                raise invalid(self.res.resource, name, [err], self.res.group)
+                raise invalid(self.res.kind, name, [err], self.res.group)
         elif str(body_rv) != old_rv:
             raise self._conflict(name)
         new_meta["resourceVersion"] = old_rv
@@ -427,6 +429,7 @@ class Stores:
         self._ready = False
         for res in registry.all():
             self._add(res)
+        self._namespaces = self.find("", "namespaces")
 
     def _add(self, res: ResourceDef) -> ResourceStore:
         if res.group_resource not in self._cachers:
@@ -476,7 +479,7 @@ class Stores:
 
     async def check_namespace_open(self, res: ResourceDef, namespace: str, name: Any) -> None:
         """Writes into a missing namespace are a 404; into a terminating one a 403."""
-        namespaces = self.find("", "namespaces")
+        namespaces = self._namespaces
         if namespaces is None:
             return
         key = ms.key_root(namespaces.res) + namespace

@@ -98,7 +98,8 @@ MODIFIED_CONFLICT = (
 
 
 def invalid(kind: str, name: str, errors: list[FieldError], group: str = "") -> StatusError:
-    """422 Invalid: ``Pod "x" is invalid: spec.containers: Required value``."""
+    """422 Invalid: ``Pod "x" is invalid: spec.containers: Required value``; with a group the
+    kind is qualified as upstream prints it (``Deployment.apps "x" is invalid: ...``)."""
     messages = [e.error_text() for e in errors]
     if len(messages) == 1:
         summary = messages[0]
@@ -107,7 +108,7 @@ def invalid(kind: str, name: str, errors: list[FieldError], group: str = "") -> 
     return StatusError(
         422,
         "Invalid",
-        f'{kind} "{name}" is invalid: {summary}',
+        f'{_qualified(kind, group)} "{name}" is invalid: {summary}',
         _details(name, group, kind, causes=[e.cause() for e in errors]),
     )
 
