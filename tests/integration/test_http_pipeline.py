@@ -59,8 +59,13 @@ async def test_custom_pipeline_stages_take_effect(tmp_path, server_starter):
     server, runner = await server_starter(tmp_path / "data", pipeline=pipeline)
     try:
         async with aiohttp.ClientSession(base_url=server.url) as http:
-            async with http.get(CM_URL) as resp:
-                assert resp.status == 401 and (await resp.json())["reason"] == "Unauthorized"
+            for path in (CM_URL, "/version", "/apis", "/openapi/v3", "/nowhere"):
+                async with http.get(path) as resp:
+                    assert resp.status == 401 and (await resp.json())["reason"] == "Unauthorized", path
+            async with http.get("/version", headers={"X-Test-User": "bob"}) as resp:
+                assert resp.status == 200 and (await resp.json())["major"] == "1"
+            assert any(not a.resource_request and a.path == "/version" and a.verb == "get"
+                       for a in authorizer.seen)
             user = {"X-Test-User": "alice"}
             async with http.get("/api/v1/namespaces/default/secrets/s", headers=user) as resp:
                 assert resp.status == 403

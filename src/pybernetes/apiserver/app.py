@@ -26,7 +26,7 @@ from aiohttp import web
 from pybernetes.api.registry import Registry, builtin_registry
 from pybernetes.apiserver import bodies, discovery, health, openapi, responses
 from pybernetes.apiserver.handlers import ResourceHandlers
-from pybernetes.apiserver.pipeline import Pipeline, default_pipeline
+from pybernetes.apiserver.pipeline import GuardedApp, Pipeline, default_pipeline
 from pybernetes.apiserver.requestinfo import not_found_path
 from pybernetes.apiserver.store import Stores
 from pybernetes.apiserver.watch import WatchServer
@@ -102,7 +102,8 @@ def build_app(config: ServerConfig, *, registry: Registry | None = None,
     watches = WatchServer()
     app[WATCHES] = watches
     state = _State()
-    handlers = ResourceHandlers(registry, None, pipeline or default_pipeline(), watches)  # type: ignore[arg-type]
+    pipeline = pipeline or default_pipeline()
+    handlers = ResourceHandlers(registry, None, pipeline, watches)  # type: ignore[arg-type]
     app[HANDLERS] = handlers
 
     async def storage_context(app: web.Application) -> AsyncIterator[None]:
@@ -135,12 +136,15 @@ def build_app(config: ServerConfig, *, registry: Registry | None = None,
     router = app.router
     router.add_route("*", "/api/v1/{tail:.+}", handlers.core)
     router.add_route("*", "/apis/{group}/{version}/{tail:.+}", handlers.grouped)
-    health.add_routes(app, [("etcd", state.storage_ok), ("informer-sync", state.synced),
-                            ("shutdown", state.not_shutting_down)],
+    # Non-resource endpoints pass authentication and authorization too (a wrapper per route,
+    # so resource requests pay nothing for it).
+    guarded: Any = GuardedApp(app, pipeline)
+    health.add_routes(guarded, [("etcd", state.storage_ok), ("informer-sync", state.synced),
+                                ("shutdown", state.not_shutting_down)],
                       readyz_only=("informer-sync", "shutdown"))
-    discovery.add_routes(app, registry)
-    openapi.add_routes(app, registry)
-    router.add_route("*", "/{tail:.*}", _not_found)
+    discovery.add_routes(guarded, registry)
+    openapi.add_routes(guarded, registry)
+    guarded.router.add_route("*", "/{tail:.*}", _not_found)
     return app
 
 

@@ -15,9 +15,11 @@ and ``admission/`` (pass-through for now; the security issue adds real ones):
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 
 from pybernetes.machinery.errors import StatusError, forbidden, unauthorized
@@ -130,6 +132,61 @@ class Pipeline:
                 details["name"] = attrs.name
             err.details = details
             raise err
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def guard_non_resource(pipeline: Pipeline, handler: Handler) -> Handler:
+    """Wrap a non-resource endpoint (/version, /api, /openapi/v3, /healthz ...) so that it too
+    is authenticated and authorized (verb = the lower-case HTTP method, as upstream)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            user = await pipeline.authenticate(request)
+            await pipeline.authorize(Attributes(user, request.method.lower(), False, path=request.path))
+        except StatusError as err:
+            return web.Response(body=orjson.dumps(err.to_status()), status=err.code,
+                                content_type="application/json")
+        return await handler(request)
+
+    return guarded
+
+
+class GuardedApp:
+    """What ``add_routes(app, ...)`` of the discovery, OpenAPI and health modules get: the
+    application, whose router wraps every handler with ``guard_non_resource``."""
+
+    def __init__(self, app: web.Application, pipeline: Pipeline) -> None:
+        self._app = app
+        self.router = _GuardedRouter(app.router, pipeline)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._app[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._app[key] = value
+
+
+class _GuardedRouter:
+    def __init__(self, router: web.UrlDispatcher, pipeline: Pipeline) -> None:
+        self._router = router
+        self._pipeline = pipeline
+
+    def add_route(self, method: str, path: str, handler: Handler, **kwargs: Any) -> Any:
+        return self._router.add_route(method, path, guard_non_resource(self._pipeline, handler), **kwargs)
+
+    def add_get(self, path: str, handler: Handler, **kwargs: Any) -> Any:
+        return self._router.add_get(path, guard_non_resource(self._pipeline, handler), **kwargs)
+
+    def add_post(self, path: str, handler: Handler, **kwargs: Any) -> Any:
+        return self._router.add_post(path, guard_non_resource(self._pipeline, handler), **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._router, name)
 
 
 def default_pipeline() -> Pipeline:
