@@ -14,7 +14,6 @@ deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  need=""; \
 	  python3 -c 'import venv, ensurepip' 2>/dev/null || need="$$need python3-venv"; \
-	  command -v sqlite3 >/dev/null || need="$$need sqlite3"; \
 	  if [ -n "$$need" ]; then \
 	    echo "installing Debian packages:$$need"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
@@ -25,11 +24,14 @@ $(STAMP): pyproject.toml | deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@# Byte-compile once: where PYTHONDONTWRITEBYTECODE is set, every start would compile again.
+	$(PY) -m compileall -q $(VENV)/lib >/dev/null 2>&1 || true
 	@touch $(STAMP)
 
 venv: deps $(STAMP)
 
 run: venv
+	@$(PY) -m compileall -q src >/dev/null
 	$(VENV)/bin/pybernetes up --port $(PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 lint: venv

@@ -94,7 +94,8 @@ class Schemas:
         self._definitions = definitions
         self._lock = threading.RLock()
         self._gvk: dict[tuple[str, str, str], str] = {}
-        self._nodes: dict[str, TypeNode] = {}
+        self._nodes: dict[str, TypeNode] = {}  # compiled or being compiled (under the lock)
+        self._ready: dict[str, TypeNode] = {}  # fully compiled: safe to read without the lock
         self._loader: threading.Thread | None = None
 
     # loading -----------------------------------------------------------------------
@@ -133,14 +134,16 @@ class Schemas:
 
     def node(self, name: str) -> TypeNode | None:
         """The compiled type of definition ``name`` (None when unknown)."""
-        found = self._nodes.get(name)
+        found = self._ready.get(name)
         if found is not None:
             return found
         definitions = self._ensure()
         if name not in definitions:
             return None
-        with self._lock:
-            return self._compile_ref(name)
+        with self._lock:  # another thread may be compiling: never hand out a half-built node
+            node = self._compile_ref(name)
+            self._ready[name] = node
+            return node
 
     def node_for(self, group: str, version: str, kind: str) -> TypeNode | None:
         name = self.definition_name(group, version, kind)

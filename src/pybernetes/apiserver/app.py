@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from pybernetes.api.registry import Registry, builtin_registry
+from pybernetes.api.schemas import schemas
 from pybernetes.apiserver import bodies, discovery, health, openapi, responses
 from pybernetes.apiserver.handlers import ResourceHandlers
 from pybernetes.apiserver.pipeline import GuardedApp, Pipeline, default_pipeline
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 6443
 STATE_FILE = "state.db"
+COMPACT_INTERVAL = 300.0  # seconds, as upstream's API server compacts etcd
 
 
 @dataclass
@@ -47,6 +50,7 @@ class ServerConfig:
     service_cidr: str = "10.43.0.0/16"
     node_port_range: tuple[int, int] = (30000, 32767)
     shutdown_timeout: float = 10.0
+    compact_interval: float | None = COMPACT_INTERVAL
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,7 +77,7 @@ async def open_storage(config: ServerConfig) -> Storage:
     from pybernetes.storage.sqlite import SQLiteStorage
 
     os.makedirs(config.data_dir, exist_ok=True)
-    return await SQLiteStorage.open(config.state_path)
+    return await SQLiteStorage.open(config.state_path, compact_interval=config.compact_interval)
 
 
 class _State:
@@ -148,6 +152,22 @@ def build_app(config: ServerConfig, *, registry: Registry | None = None,
     return app
 
 
+async def _settle(registry: Registry) -> None:
+    """After start-up: load the schemas that field validation and patches use (off the event
+    loop), then move every long-lived object to the permanent generation, so that the
+    collector's full passes never walk them (an 80 ms pause per pass otherwise, seen in the
+    p99 latency of writes)."""
+
+    def load() -> None:
+        known = schemas()
+        for res in registry.all():
+            known.node_for(res.group, res.version, res.kind)
+
+    await asyncio.to_thread(load)
+    gc.collect()
+    gc.freeze()
+
+
 async def _not_found(request: web.Request) -> web.Response:
     return responses.status_error_response(not_found_path())
 
@@ -167,6 +187,7 @@ async def run_server(config: ServerConfig, *, ready: asyncio.Event | None = None
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready.set()
+    await _settle(app[REGISTRY])
     try:
         await stop.wait()
     finally:
