@@ -1,114 +1,31 @@
 """The real kubectl against ``pybernetes server`` (acceptance of issue 2).
 
-The server runs as a subprocess on a free port with a temporary data directory; kubectl runs
-with an isolated HOME (its discovery and /version caches live there) and ``--kubeconfig`` set
-to the admin kubeconfig the server wrote.  kubectl's own validation stays on (the default
+The ``cluster`` fixture (conftest.py, e2e_cluster.py) runs the server as a subprocess on a free
+port with a temporary data directory; kubectl runs with an isolated HOME (its discovery and
+/version caches live there) and ``--kubeconfig`` set to the admin kubeconfig the server wrote.
+kubectl's own validation stays on (the default
 ``--validate=strict`` asks the server, through /openapi/v3, to check fields).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from e2e_cluster import Cluster
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (Debian package kubectl)"),
 ]
-VENV_BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Cluster:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data_dir = root / "data"
-        self.home = root / "home"
-        self.home.mkdir()
-        self.port = _free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.data_dir / "kubeconfig.yaml"
-
-    def start(self) -> None:
-        cmd = [str(VENV_BIN / "pybernetes"), "server", "--data-dir", str(self.data_dir),
-               "--port", str(self.port), "--log-level", "warning"]
-        self.log = open(self.root / "server.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("server exited: " + (self.root / "server.log").read_text())
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("server did not become ready")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-               "KUBECONFIG": str(self.kubeconfig)}
-        env.update(extra)
-        return env
-
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [KUBECTL or "kubectl", "--kubeconfig", str(self.kubeconfig), *args]
-        result = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=60,
-                                env=env or self.env())
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
-        return result
-
-    def json(self, *args: str) -> dict:
-        return orjson.loads(self.kubectl(*args, "-o", "json").stdout)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    root = Path(tempfile.mkdtemp(prefix="pyb-e2e-"))
-    c = Cluster(root)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def manifest(text: str) -> str:

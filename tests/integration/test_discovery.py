@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from kubectl_cli import kubectl_in_thread, needs_kubectl
 
 from pybernetes.api.registry import Registry
 from pybernetes.api.resource import SCALE, ResourceDef, Subresource, status_of
@@ -22,7 +20,6 @@ KUBECTL_DISCOVERY = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
 )
-KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 
 
 def sample_registry() -> Registry:
@@ -285,28 +282,15 @@ async def test_a_raising_check_fails_without_crashing() -> None:
 # -- the real kubectl --------------------------------------------------------------------------
 
 
-def run_kubectl(server: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(home / "none")}
-    return subprocess.run(
-        [KUBECTL, "--server", server, *args], env=env, capture_output=True, text=True, timeout=60
-    )
-
-
-@pytest.mark.e2e
-@pytest.mark.skipif(not shutil.which(KUBECTL), reason="kubectl 1.32 is not installed")
+@needs_kubectl
 async def test_kubectl_api_resources_and_version(client: TestClient, tmp_path: Path) -> None:
     server = str(client.make_url("")).rstrip("/")
-    result = await _in_thread(run_kubectl, server, tmp_path, "api-resources", "--no-headers")
+    result = await kubectl_in_thread(server, tmp_path, "api-resources", "--no-headers")
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
     assert ["deployments", "deploy", "apps/v1", "true", "Deployment"] in rows
     assert ["namespaces", "ns", "v1", "false", "Namespace"] in rows
     assert ["leases", "coordination.k8s.io/v1", "true", "Lease"] in rows
-    version = await _in_thread(run_kubectl, server, tmp_path, "version")
+    version = await kubectl_in_thread(server, tmp_path, "version")
     assert "Server Version: v1.32." in version.stdout, version.stderr
 
-
-async def _in_thread(func, *args):  # noqa: ANN001, ANN202 - keeps the event loop serving
-    import asyncio
-
-    return await asyncio.get_running_loop().run_in_executor(None, func, *args)

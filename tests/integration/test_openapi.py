@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from functools import cache
@@ -17,13 +14,13 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from kubectl_cli import kubectl_in_thread, needs_kubectl
 
 from pybernetes.api.registry import Registry
 from pybernetes.api.resource import SCALE, ResourceDef, Subresource, status_of
 from pybernetes.apiserver import discovery, openapi
 from pybernetes.apiserver.openapi import convert_definitions, convert_schema, reachable
 
-KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 DEPLOYMENT_ITEM = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
 
@@ -344,13 +341,6 @@ class FakeDeployments:
         return web.json_response(self.objects[name])
 
 
-def run_kubectl(server: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(home / "none")}
-    return subprocess.run(
-        [KUBECTL, "--server", server, *args], env=env, capture_output=True, text=True, timeout=60
-    )
-
-
 DEPLOYMENT = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -364,8 +354,7 @@ spec:
 """
 
 
-@pytest.mark.e2e
-@pytest.mark.skipif(not shutil.which(KUBECTL), reason="kubectl 1.32 is not installed")
+@needs_kubectl
 async def test_kubectl_validation_apply_and_explain(tmp_path: Path) -> None:
     fake = FakeDeployments()
     app = web.Application()
@@ -373,12 +362,11 @@ async def test_kubectl_validation_apply_and_explain(tmp_path: Path) -> None:
     openapi.add_routes(app, sample_registry(), upstream_definitions())
     app.router.add_post("/apis/apps/v1/namespaces/default/deployments", fake.handle)
     app.router.add_route("*", "/apis/apps/v1/namespaces/default/deployments/{name}", fake.handle)
-    loop = asyncio.get_running_loop()
     async with TestServer(app, host="127.0.0.1") as server:
         url = str(server.make_url("")).rstrip("/")
 
         async def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-            return await loop.run_in_executor(None, run_kubectl, url, tmp_path, *args)
+            return await kubectl_in_thread(url, tmp_path, *args)
 
         first = tmp_path / "first.yaml"
         first.write_text(DEPLOYMENT.replace("CONTAINERS", "{name: app, image: nginx}"))

@@ -87,6 +87,21 @@ def test_deployment_selector_must_match_template_labels():
     assert "`selector` does not match template `labels`" in errs[0].error_text()
 
 
+def test_workload_selector_matching_uses_the_machinery_semantics():
+    # matchExpressions are matched, and a selector that does not convert is reported as
+    # upstream does ("invalid label selector"), not compared with the template's labels.
+    body = workload("ReplicaSet", selector={"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["web", "api"]},
+        {"key": "tier", "operator": "DoesNotExist"}]})
+    _, errs = created(REPLICASETS, body)
+    assert errs == []
+    body = workload("ReplicaSet", selector={"matchExpressions": [{"key": "app", "operator": "Bad"}]})
+    _, errs = created(REPLICASETS, body)
+    assert fields_of(errs) == [("spec.selector.matchExpressions[0].operator", "FieldValueInvalid"),
+                               ("spec.selector", "FieldValueInvalid")]
+    assert errs[1].detail == "invalid label selector"
+
+
 def test_deployment_selector_required_and_not_empty():
     body = workload("Deployment")
     del body["spec"]["selector"]

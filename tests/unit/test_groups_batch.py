@@ -72,6 +72,13 @@ def test_job_wrong_manual_labels_and_selector():
         ("spec.template.metadata.labels", "`selector` does not match template `labels`")]
 
 
+def test_job_invalid_manual_selector_is_not_compared_with_labels():
+    body = job(manualSelector=True, selector={"matchExpressions": [{"key": "a", "operator": "Bad"}]})
+    body["spec"]["template"]["metadata"] = {"labels": {"a": "c"}}
+    _, errs = create(JOBS, body)
+    assert [e.field for e in errs] == ["spec.selector.matchExpressions[0].operator"]
+
+
 def test_job_spec_checks():
     _, errs = create(JOBS, job(parallelism=-1, backoffLimit=-2, completionMode="Sometimes"))
     assert [e.field for e in errs] == ["spec.parallelism", "spec.backoffLimit", "spec.completionMode"]

@@ -14,6 +14,7 @@ from pybernetes.machinery.selectors import (
     Requirement,
     SelectorParseError,
     format_label_selector,
+    format_labels,
     label_selector_from_dict,
     parse_field_selector,
     parse_label_selector,
@@ -132,6 +133,12 @@ def test_from_dict_and_format():
     assert label_selector_from_dict({}).empty
     assert label_selector_from_dict(None).empty
     assert label_selector_from_dict(None, nil_matches_nothing=True).matches_nothing
+
+
+def test_format_labels():
+    assert format_labels({"zone": "a", "disk": "ssd"}) == "disk=ssd,zone=a"
+    assert format_labels({}) == "<none>"
+    assert format_labels(None) == "<none>"
 
 
 def test_from_dict_errors():

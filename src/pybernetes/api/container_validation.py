@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from pybernetes.api.fieldcheck import (
+    PROTOCOLS,
     as_bool,
     as_dict,
     as_int,
@@ -20,6 +21,7 @@ from pybernetes.api.fieldcheck import (
     check_resource_requirements,
     config_key_errors,
     dict_items,
+    one_of,
     type_error,
 )
 from pybernetes.machinery import validation as mv
@@ -37,7 +39,6 @@ Errors = list[FieldError]
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
-PROTOCOLS = ("SCTP", "TCP", "UDP")
 MOUNT_PROPAGATIONS = ("Bidirectional", "HostToContainer", "None")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _ENV_NAME_MESSAGE = (
@@ -50,13 +51,9 @@ _LIFECYCLE_HANDLERS = ("exec", "httpGet", "tcpSocket", "sleep")
 
 
 def _check_handler(handler: Obj, path: str, kinds: tuple[str, ...], errs: Errors) -> None:
-    present = [k for k in kinds if handler.get(k) is not None]
-    if not present:
-        errs.append(required(path, "must specify a handler type"))
+    kind = one_of(handler, kinds, path, "handler", errs)
+    if kind is None:
         return
-    for extra in present[1:]:
-        errs.append(forbidden_field(f"{path}.{extra}", "may not specify more than 1 handler type"))
-    kind = present[0]
     body = as_dict(handler.get(kind), f"{path}.{kind}", errs)
     sub = f"{path}.{kind}"
     if kind == "exec":

@@ -12,11 +12,20 @@ from fractions import Fraction
 from typing import Any
 
 from pybernetes.machinery import validation as mv
-from pybernetes.machinery.errors import FieldError, invalid_value, not_supported, required
+from pybernetes.machinery.errors import (
+    FieldError,
+    duplicate,
+    forbidden_field,
+    invalid_value,
+    not_supported,
+    required,
+)
 from pybernetes.machinery.quantity import parse_quantity
 
 Obj = dict[str, Any]
 Errors = list[FieldError]
+
+PROTOCOLS = ("SCTP", "TCP", "UDP")
 
 
 def type_error(path: str, value: Any, type_name: str) -> FieldError:
@@ -108,6 +117,19 @@ def check_enum(value: Any, path: str, valid: tuple[str, ...], errs: Errors, *, n
         errs.append(not_supported(path, value, valid))
 
 
+def one_of(obj: Obj, kinds: tuple[str, ...] | list[str], path: str, what: str, errs: Errors) -> str | None:
+    """Exactly one of ``kinds`` set in obj (a volume's source, a probe's handler ...): Required
+    "must specify a <what> type" when none is, Forbidden "may not specify more than 1 <what>
+    type" for each extra one; returns the first that is set, None when none is."""
+    present = [k for k in kinds if obj.get(k) is not None]
+    if not present:
+        errs.append(required(path, f"must specify a {what} type"))
+        return None
+    for extra in present[1:]:
+        errs.append(forbidden_field(f"{path}.{extra}", f"may not specify more than 1 {what} type"))
+    return present[0]
+
+
 def check_non_negative(value: Any, path: str, errs: Errors) -> None:
     number = as_int(value, path, errs)
     if number is not None and number < 0:
@@ -139,6 +161,23 @@ def check_int_or_named_port(value: Any, path: str, errs: Errors) -> None:
             errs.append(invalid_value(path, value, message))
     else:
         errs.append(type_error(path, value, "integer or string"))
+
+
+def check_port_entry(port: Obj, path: str, errs: Errors, *, many: bool, names: set[str]) -> None:
+    """One of a service's or an endpoint subset's ports: a name (required when there are
+    ``many``, a DNS label, unique among ``names``), a port 1-65535 and a protocol."""
+    name = as_str(port.get("name"), f"{path}.name", errs)
+    if many and not name:
+        errs.append(required(f"{path}.name"))
+    elif name:
+        check_name(name, f"{path}.name", mv.is_dns1123_label, errs)
+        if name in names:
+            errs.append(duplicate(f"{path}.name", name))
+        names.add(name)
+    number = as_int(port.get("port"), f"{path}.port", errs)
+    if number is None or not 1 <= number <= 65535:
+        errs.append(invalid_value(f"{path}.port", port.get("port", 0), "must be between 1 and 65535, inclusive"))
+    check_enum(port.get("protocol"), f"{path}.protocol", PROTOCOLS, errs, needed=True)
 
 
 # -- resources and quantities ------------------------------------------------------------

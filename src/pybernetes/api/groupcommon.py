@@ -1,7 +1,7 @@
 """Helpers shared by the non-core API groups' strategies (apps, batch, policy, networking ...).
 
-metav1.LabelSelector matching and printing as upstream's ``LabelSelectorAsSelector`` and
-``FormatLabelSelector`` do, IntOrString percentages of rolling updates and budgets, the
+metav1.LabelSelector dicts read through ``machinery.selectors`` as upstream's
+``LabelSelectorAsSelector`` does, IntOrString percentages of rolling updates and budgets, the
 non-negative checks of status counters, the "field is immutable" comparison, and the table
 helpers every workload printer uses.  Pure functions over wire-shaped dicts.
 """
@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from pybernetes.api.strategy import Column
-from pybernetes.machinery.errors import FieldError, immutable, invalid_value, required
-from pybernetes.machinery.validation import validate_label_selector
+from pybernetes.machinery.errors import FieldError, immutable, invalid_value
+from pybernetes.machinery.selectors import LabelSelector, SelectorParseError, label_selector_from_dict
 from pybernetes.machinery.validation_net import is_valid_percent
 
 Obj = dict[str, Any]
@@ -61,103 +61,24 @@ def is_int(value: Any) -> bool:
 
 
 # -- label selectors -----------------------------------------------------------------------
+# One implementation of selector semantics: machinery.selectors.  These adapt it to how the
+# API groups read a metav1.LabelSelector dict (upstream's LabelSelectorAsSelector: a nil
+# selector selects nothing, an empty one everything).
 
-def selector_matches(selector: Any, labels: Any) -> bool:
-    """Whether a metav1.LabelSelector dict selects ``labels`` (a None selector selects
-    nothing, an empty one everything, as LabelSelectorAsSelector)."""
-    if not isinstance(selector, dict):
-        return False
-    labels = labels if isinstance(labels, dict) else {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        if not isinstance(expr, dict):
-            return False
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In":
-            if key not in labels or labels[key] not in values:
-                return False
-        elif op == "NotIn":
-            if key in labels and labels[key] in values:
-                return False
-        elif op == "Exists":
-            if key not in labels:
-                return False
-        elif op == "DoesNotExist":
-            if key in labels:
-                return False
-        else:
-            return False
-    return True
-
-
-def selector_is_empty(selector: Any) -> bool:
-    return isinstance(selector, dict) and not selector.get("matchLabels") and not selector.get(
-        "matchExpressions"
-    )
+def as_selector(selector: Any) -> LabelSelector | None:
+    """LabelSelectorAsSelector of a metav1.LabelSelector dict (None selects nothing, ``{}``
+    everything); None when the dict does not convert (an invalid selector)."""
+    try:
+        return label_selector_from_dict(selector, nil_matches_nothing=True)
+    except SelectorParseError:
+        return None
 
 
 def selector_string(selector: Any) -> str:
-    """labels.Selector.String() of LabelSelectorAsSelector: requirements sorted by key;
-    "" for a None or empty selector."""
-    if not isinstance(selector, dict):
-        return ""
-    parts: list[tuple[str, str]] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        parts.append((str(key), f"{key}={value}"))
-    for expr in selector.get("matchExpressions") or []:
-        if not isinstance(expr, dict):
-            continue
-        key, op = str(expr.get("key", "")), expr.get("operator")
-        values = ",".join(sorted(str(v) for v in expr.get("values") or []))
-        if op == "In":
-            parts.append((key, f"{key} in ({values})"))
-        elif op == "NotIn":
-            parts.append((key, f"{key} notin ({values})"))
-        elif op == "Exists":
-            parts.append((key, key))
-        elif op == "DoesNotExist":
-            parts.append((key, f"!{key}"))
-    parts.sort(key=lambda p: p[0])
-    return ",".join(text for _, text in parts)
-
-
-def format_label_selector(selector: Any) -> str:
-    """metav1.FormatLabelSelector: the selector string, ``<none>`` when it selects all/none."""
-    return selector_string(selector) or "<none>"
-
-
-def format_labels(labels: Any) -> str:
-    """labels.FormatLabels: sorted ``k=v`` pairs, ``<none>`` when empty."""
-    if not isinstance(labels, dict) or not labels:
-        return "<none>"
-    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
-
-
-def validate_workload_selector(
-    selector: Any, template_labels: Any, path: str, kind_word: str, errs: Errors
-) -> None:
-    """Upstream's selector checks of ReplicaSets, Deployments, DaemonSets, StatefulSets:
-    required, valid, not empty, and matching the pod template's labels."""
-    if selector is None:
-        errs.append(required(f"{path}.selector"))
-        return
-    if not isinstance(selector, dict):
-        errs.append(invalid_value(f"{path}.selector", selector, "invalid label selector"))
-        return
-    errs.extend(validate_label_selector(selector, f"{path}.selector"))
-    if selector_is_empty(selector):
-        errs.append(invalid_value(f"{path}.selector", selector, f"empty selector is invalid for {kind_word}"))
-        return
-    if not selector_matches(selector, template_labels):
-        errs.append(
-            invalid_value(
-                f"{path}.template.metadata.labels",
-                template_labels if isinstance(template_labels, dict) else {},
-                "`selector` does not match template `labels`",
-            )
-        )
+    """labels.Selector.String() of LabelSelectorAsSelector: requirements sorted by key, ""
+    for a None or empty selector, ``<error>`` for one that does not convert."""
+    parsed = as_selector(selector)
+    return "<error>" if parsed is None else str(parsed)
 
 
 # -- numbers -------------------------------------------------------------------------------
@@ -171,6 +92,12 @@ def non_negative(obj: Any, field: str, path: str, errs: Errors) -> None:
         errs.append(invalid_value(path, value, "must be an integer"))
     elif value < 0:
         errs.append(invalid_value(path, value, NEGATIVE))
+
+
+def non_negative_fields(obj: Any, fields: tuple[str, ...], path: str, errs: Errors) -> None:
+    """``non_negative`` for each of ``fields`` of obj (``path`` is obj's own path)."""
+    for field in fields:
+        non_negative(obj, field, f"{path}.{field}", errs)
 
 
 def positive(obj: Any, field: str, path: str, errs: Errors) -> None:

@@ -1,10 +1,17 @@
-"""Helpers for table cells: ages as upstream prints them, timestamps, joined lists."""
+"""Helpers for table cells: ages as upstream prints them, timestamps, joined lists; the AGE
+column as the core/v1 tables describe it."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+from pybernetes.api.strategy import Column
+
+# The Age column of core/v1 tables (the other groups' tables use groupcommon.AGE).
+CORE_AGE = Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
+                  "this object was created.")
 
 
 def parse_time(value: str | None) -> float | None:

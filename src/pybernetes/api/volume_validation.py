@@ -12,6 +12,7 @@ from pybernetes.api.fieldcheck import (
     check_name,
     config_key_errors,
     dict_items,
+    one_of,
     parse_quantity_at,
 )
 from pybernetes.api.pod_defaults import volume_sources
@@ -157,12 +158,8 @@ def validate_volumes(value: Any, path: str, errs: Errors) -> dict[str, Obj]:
                 errs.append(duplicate(f"{p}.name", name))
             else:
                 by_name[name] = volume
-        present = [k for k in sources if volume.get(k) is not None]
-        if not present:
-            errs.append(required(p, "must specify a volume type"))
+        kind = one_of(volume, sources, p, "volume", errs)
+        if kind is None:
             continue
-        for extra in present[1:]:
-            errs.append(forbidden_field(f"{p}.{extra}", "may not specify more than 1 volume type"))
-        kind = present[0]
         _check_source(kind, as_dict(volume.get(kind), f"{p}.{kind}", errs), f"{p}.{kind}", errs)
     return by_name

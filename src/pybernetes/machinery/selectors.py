@@ -530,3 +530,11 @@ def format_label_selector(selector: Mapping[str, Any] | None) -> str:
 def selector_from_set(labels: Mapping[str, str]) -> LabelSelector:
     """Upstream SelectorFromSet: equality on every pair (not validated)."""
     return LabelSelector([Requirement(k, EQUALS, (v,)) for k, v in labels.items()])
+
+
+def format_labels(labels: Mapping[str, Any] | None) -> str:
+    """Upstream labels.FormatLabels: sorted ``k=v`` pairs joined by commas, ``<none>`` when
+    nil or empty (table columns such as NODE SELECTOR and POD LABELS)."""
+    if not isinstance(labels, Mapping) or not labels:
+        return "<none>"
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))

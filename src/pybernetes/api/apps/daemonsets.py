@@ -7,32 +7,27 @@ from typing import Any
 
 from pybernetes.api.apps.common import (
     WorkloadStrategy,
-    check_status_counters,
-    template_cells,
-    validate_template,
+    default_rolling_strategy,
+    trailing_cells,
+    validate_selector_and_template,
 )
 from pybernetes.api.groupcommon import (
     AGE,
     CONTAINERS,
     IMAGES,
-    check_immutable,
-    collision_count_update,
     dig,
     ensure,
-    format_labels,
     int_of,
     int_or_percent_value,
-    non_negative,
+    non_negative_fields,
     not_more_than_100_percent,
-    selector_string,
     strategy_status,
     validate_int_or_percent,
-    validate_workload_selector,
 )
-from pybernetes.api.printing import age
 from pybernetes.api.resource import ResourceDef, status_of
 from pybernetes.api.strategy import Column
 from pybernetes.machinery.errors import FieldError, invalid_value, not_supported, required
+from pybernetes.machinery.selectors import format_labels
 
 Obj = dict[str, Any]
 
@@ -43,15 +38,7 @@ STATUS_COUNTERS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumbe
 
 def default_daemonset(obj: Obj) -> None:
     spec = ensure(obj, "spec")
-    strategy = ensure(spec, "updateStrategy")
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        rolling = ensure(strategy, "rollingUpdate")
-        if rolling.get("maxUnavailable") is None:
-            rolling["maxUnavailable"] = 1
-        if rolling.get("maxSurge") is None:
-            rolling["maxSurge"] = 0
+    default_rolling_strategy(spec, "updateStrategy", 1, 0)
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
 
@@ -86,13 +73,9 @@ def validate_daemonset_spec(spec: Any, path: str = "spec") -> list[FieldError]:
     errs: list[FieldError] = []
     if not isinstance(spec, dict):
         return [required(path)]
-    validate_workload_selector(spec.get("selector"), dig(spec, "template", "metadata", "labels"), path,
-                               "daemonset", errs)
-    validate_template(spec, path, errs, deadline_error="activeDeadlineSeconds must be nil for daemon set pods",
-                      deadline_forbidden=False)
-    non_negative(spec, "minReadySeconds", f"{path}.minReadySeconds", errs)
-    non_negative(spec, "templateGeneration", f"{path}.templateGeneration", errs)
-    non_negative(spec, "revisionHistoryLimit", f"{path}.revisionHistoryLimit", errs)
+    validate_selector_and_template(spec, path, "daemonset", errs, deadline_forbidden=False,
+                                   deadline_error="activeDeadlineSeconds must be nil for daemon set pods")
+    non_negative_fields(spec, ("minReadySeconds", "templateGeneration", "revisionHistoryLimit"), path, errs)
     validate_update_strategy(spec.get("updateStrategy"), f"{path}.updateStrategy", errs)
     return errs
 
@@ -100,6 +83,7 @@ def validate_daemonset_spec(spec: Any, path: str = "spec") -> list[FieldError]:
 class DaemonSetStrategy(WorkloadStrategy):
     initial_status = {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
                       "numberReady": 0}
+    status_counters = STATUS_COUNTERS
 
     def default(self, obj: Obj) -> None:
         default_daemonset(obj)
@@ -107,17 +91,6 @@ class DaemonSetStrategy(WorkloadStrategy):
 
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_daemonset_spec(obj.get("spec"))
-
-    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs: list[FieldError] = []
-        check_immutable(dig(new, "spec", "selector"), dig(old, "spec", "selector"), "spec.selector", errs)
-        return errs
-
-    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs: list[FieldError] = []
-        check_status_counters(strategy_status(new), STATUS_COUNTERS, errs)
-        collision_count_update(strategy_status(new), strategy_status(old), errs)
-        return errs
 
     def columns(self) -> list[Column]:
         return [
@@ -144,7 +117,6 @@ class DaemonSetStrategy(WorkloadStrategy):
 
     def cells(self, obj: Obj, now: float) -> list[Any]:
         status = strategy_status(obj)
-        names, images = template_cells(obj)
         return [
             int_of(status.get("desiredNumberScheduled")),
             int_of(status.get("currentNumberScheduled")),
@@ -152,10 +124,7 @@ class DaemonSetStrategy(WorkloadStrategy):
             int_of(status.get("updatedNumberScheduled")),
             int_of(status.get("numberAvailable")),
             format_labels(dig(obj, "spec", "template", "spec", "nodeSelector")),
-            age(obj, now),
-            names,
-            images,
-            selector_string(dig(obj, "spec", "selector")),
+            *trailing_cells(obj, now),
         ]
 
 

@@ -7,30 +7,25 @@ from typing import Any
 
 from pybernetes.api.apps.common import (
     WorkloadStrategy,
-    check_status_counters,
-    template_cells,
-    validate_template,
+    default_rolling_strategy,
+    trailing_cells,
+    validate_selector_and_template,
 )
 from pybernetes.api.groupcommon import (
     AGE,
     CONTAINERS,
     IMAGES,
-    check_immutable,
-    collision_count_update,
     dig,
     ensure,
     int_of,
     int_or_percent_value,
     is_int,
     non_negative,
-    not_greater,
+    non_negative_fields,
     not_more_than_100_percent,
-    selector_string,
     strategy_status,
     validate_int_or_percent,
-    validate_workload_selector,
 )
-from pybernetes.api.printing import age
 from pybernetes.api.resource import SCALE, ResourceDef, status_of
 from pybernetes.api.strategy import Column
 from pybernetes.machinery.errors import FieldError, forbidden_field, invalid_value, not_supported, required
@@ -52,15 +47,7 @@ def default_deployment(obj: Obj) -> None:
     spec = ensure(obj, "spec")
     if spec.get("replicas") is None:
         spec["replicas"] = 1
-    strategy = ensure(spec, "strategy")
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        rolling = ensure(strategy, "rollingUpdate")
-        if rolling.get("maxUnavailable") is None:
-            rolling["maxUnavailable"] = "25%"
-        if rolling.get("maxSurge") is None:
-            rolling["maxSurge"] = "25%"
+    default_rolling_strategy(spec, "strategy", "25%", "25%")
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
     if spec.get("progressDeadlineSeconds") is None:
@@ -101,12 +88,10 @@ def validate_deployment_spec(spec: Any, path: str = "spec") -> list[FieldError]:
     if not isinstance(spec, dict):
         return [required(path)]
     non_negative(spec, "replicas", f"{path}.replicas", errs)
-    validate_workload_selector(spec.get("selector"), dig(spec, "template", "metadata", "labels"), path,
-                               "deployment", errs)
-    validate_template(spec, path, errs, deadline_error="activeDeadlineSeconds in ReplicaSet is not Supported")
+    validate_selector_and_template(spec, path, "deployment", errs,
+                                   deadline_error="activeDeadlineSeconds in ReplicaSet is not Supported")
     validate_strategy(spec.get("strategy"), f"{path}.strategy", errs)
-    non_negative(spec, "minReadySeconds", f"{path}.minReadySeconds", errs)
-    non_negative(spec, "revisionHistoryLimit", f"{path}.revisionHistoryLimit", errs)
+    non_negative_fields(spec, ("minReadySeconds", "revisionHistoryLimit"), path, errs)
     deadline = spec.get("progressDeadlineSeconds")
     if deadline is not None:
         non_negative(spec, "progressDeadlineSeconds", f"{path}.progressDeadlineSeconds", errs)
@@ -116,32 +101,16 @@ def validate_deployment_spec(spec: Any, path: str = "spec") -> list[FieldError]:
     return errs
 
 
-def validate_deployment_status(status: Obj) -> list[FieldError]:
-    errs: list[FieldError] = []
-    check_status_counters(status, STATUS_COUNTERS, errs)
-    for field in ("updatedReplicas", "readyReplicas", "availableReplicas"):
-        not_greater(status, field, "replicas", "status", errs, "status.replicas")
-    not_greater(status, "availableReplicas", "readyReplicas", "status", errs, "readyReplicas")
-    return errs
-
-
 class DeploymentStrategy(WorkloadStrategy):
+    status_counters = STATUS_COUNTERS
+    replica_counters = ("updatedReplicas", "readyReplicas", "availableReplicas")
+
     def default(self, obj: Obj) -> None:
         default_deployment(obj)
         super().default(obj)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_deployment_spec(obj.get("spec"))
-
-    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs: list[FieldError] = []
-        check_immutable(dig(new, "spec", "selector"), dig(old, "spec", "selector"), "spec.selector", errs)
-        return errs
-
-    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs = validate_deployment_status(strategy_status(new))
-        collision_count_update(strategy_status(new), strategy_status(old), errs)
-        return errs
 
     def columns(self) -> list[Column]:
         return [
@@ -161,15 +130,11 @@ class DeploymentStrategy(WorkloadStrategy):
     def cells(self, obj: Obj, now: float) -> list[Any]:
         status = strategy_status(obj)
         desired = int_of(dig(obj, "spec", "replicas"))
-        names, images = template_cells(obj)
         return [
             f"{int_of(status.get('readyReplicas'))}/{desired}",
             int_of(status.get("updatedReplicas")),
             int_of(status.get("availableReplicas")),
-            age(obj, now),
-            names,
-            images,
-            selector_string(dig(obj, "spec", "selector")),
+            *trailing_cells(obj, now),
         ]
 
 

@@ -5,27 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybernetes.api.apps.common import (
-    WorkloadStrategy,
-    check_status_counters,
-    template_cells,
-    validate_template,
-)
+from pybernetes.api.apps.common import WorkloadStrategy, trailing_cells, validate_selector_and_template
 from pybernetes.api.groupcommon import (
     AGE,
     CONTAINERS,
     IMAGES,
-    check_immutable,
     dig,
     ensure,
     int_of,
-    non_negative,
-    not_greater,
-    selector_string,
+    non_negative_fields,
     strategy_status,
-    validate_workload_selector,
 )
-from pybernetes.api.printing import age
 from pybernetes.api.resource import SCALE, ResourceDef, status_of
 from pybernetes.api.strategy import Column
 from pybernetes.machinery.errors import FieldError, required
@@ -40,16 +30,16 @@ def validate_replica_set_spec(spec: Any, path: str = "spec") -> list[FieldError]
     errs: list[FieldError] = []
     if not isinstance(spec, dict):
         return [required(path)]
-    non_negative(spec, "replicas", f"{path}.replicas", errs)
-    non_negative(spec, "minReadySeconds", f"{path}.minReadySeconds", errs)
-    validate_workload_selector(spec.get("selector"), dig(spec, "template", "metadata", "labels"), path,
-                               "deployment", errs)
-    validate_template(spec, path, errs, deadline_error="activeDeadlineSeconds in ReplicaSet is not Supported")
+    non_negative_fields(spec, ("replicas", "minReadySeconds"), path, errs)
+    validate_selector_and_template(spec, path, "deployment", errs,
+                                   deadline_error="activeDeadlineSeconds in ReplicaSet is not Supported")
     return errs
 
 
 class ReplicaSetStrategy(WorkloadStrategy):
     initial_status = {"replicas": 0}
+    status_counters = STATUS_COUNTERS
+    replica_counters = ("fullyLabeledReplicas", "readyReplicas", "availableReplicas")
     field_names = ("status.replicas",)
 
     def default(self, obj: Obj) -> None:
@@ -60,20 +50,6 @@ class ReplicaSetStrategy(WorkloadStrategy):
 
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_replica_set_spec(obj.get("spec"))
-
-    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        errs: list[FieldError] = []
-        check_immutable(dig(new, "spec", "selector"), dig(old, "spec", "selector"), "spec.selector", errs)
-        return errs
-
-    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        status = strategy_status(new)
-        errs: list[FieldError] = []
-        check_status_counters(status, STATUS_COUNTERS, errs)
-        for field in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
-            not_greater(status, field, "replicas", "status", errs, "status.replicas")
-        not_greater(status, "availableReplicas", "readyReplicas", "status", errs, "readyReplicas")
-        return errs
 
     def columns(self) -> list[Column]:
         return [
@@ -91,15 +67,11 @@ class ReplicaSetStrategy(WorkloadStrategy):
 
     def cells(self, obj: Obj, now: float) -> list[Any]:
         status = strategy_status(obj)
-        names, images = template_cells(obj)
         return [
             int_of(dig(obj, "spec", "replicas")),
             int_of(status.get("replicas")),
             int_of(status.get("readyReplicas")),
-            age(obj, now),
-            names,
-            images,
-            selector_string(dig(obj, "spec", "selector")),
+            *trailing_cells(obj, now),
         ]
 
     def fields(self, obj: Obj) -> dict[str, str]:

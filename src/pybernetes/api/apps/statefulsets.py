@@ -6,27 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybernetes.api.apps.common import (
-    WorkloadStrategy,
-    check_status_counters,
-    template_cells,
-    validate_template,
-)
+from pybernetes.api.apps.common import WorkloadStrategy, trailing_cells, validate_selector_and_template
 from pybernetes.api.groupcommon import (
     AGE,
     CONTAINERS,
     IMAGES,
-    collision_count_update,
     dig,
     ensure,
     int_of,
     non_negative,
-    not_greater,
+    non_negative_fields,
     strategy_status,
-    validate_workload_selector,
 )
 from pybernetes.api.podspec import default_pvc_spec
-from pybernetes.api.printing import age
 from pybernetes.api.resource import SCALE, ResourceDef, status_of
 from pybernetes.api.strategy import Column
 from pybernetes.machinery.errors import FieldError, forbidden_field, invalid_value, not_supported, required
@@ -113,12 +105,9 @@ def validate_statefulset_spec(spec: Any, path: str = "spec") -> list[FieldError]
                                           ("Retain", "Delete")))
     if isinstance(spec.get("ordinals"), dict):
         non_negative(spec["ordinals"], "start", f"{path}.ordinals.start", errs)
-    non_negative(spec, "replicas", f"{path}.replicas", errs)
-    non_negative(spec, "minReadySeconds", f"{path}.minReadySeconds", errs)
-    non_negative(spec, "revisionHistoryLimit", f"{path}.revisionHistoryLimit", errs)
-    validate_workload_selector(spec.get("selector"), dig(spec, "template", "metadata", "labels"), path,
-                               "statefulset", errs)
-    validate_template(spec, path, errs, deadline_error="activeDeadlineSeconds in StatefulSet is not Supported")
+    non_negative_fields(spec, ("replicas", "minReadySeconds", "revisionHistoryLimit"), path, errs)
+    validate_selector_and_template(spec, path, "statefulset", errs,
+                                   deadline_error="activeDeadlineSeconds in StatefulSet is not Supported")
     for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
         name = dig(claim, "metadata", "name")
         npath = f"{path}.volumeClaimTemplates[{i}].metadata.name"
@@ -131,6 +120,9 @@ def validate_statefulset_spec(spec: Any, path: str = "spec") -> list[FieldError]
 
 class StatefulSetStrategy(WorkloadStrategy):
     initial_status = {"replicas": 0, "availableReplicas": 0}
+    status_counters = STATUS_COUNTERS
+    replica_counters = ("readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas")
+    ready_text = "status.readyReplicas"
 
     def default(self, obj: Obj) -> None:
         default_statefulset(obj)
@@ -148,16 +140,6 @@ class StatefulSetStrategy(WorkloadStrategy):
             return [forbidden_field("spec", UPDATE_FORBIDDEN)]
         return []
 
-    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        status = strategy_status(new)
-        errs: list[FieldError] = []
-        check_status_counters(status, STATUS_COUNTERS, errs)
-        for field in ("readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"):
-            not_greater(status, field, "replicas", "status", errs, "status.replicas")
-        not_greater(status, "availableReplicas", "readyReplicas", "status", errs, "status.readyReplicas")
-        collision_count_update(status, strategy_status(old), errs)
-        return errs
-
     def columns(self) -> list[Column]:
         return [
             Column("Ready", description="Number of the pod with ready state"),
@@ -167,9 +149,8 @@ class StatefulSetStrategy(WorkloadStrategy):
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:
-        names, images = template_cells(obj)
         ready = int_of(strategy_status(obj).get("readyReplicas"))
-        return [f"{ready}/{int_of(dig(obj, 'spec', 'replicas'))}", age(obj, now), names, images]
+        return [f"{ready}/{int_of(dig(obj, 'spec', 'replicas'))}", *trailing_cells(obj, now, selector=False)]
 
 
 STATEFULSETS = ResourceDef(

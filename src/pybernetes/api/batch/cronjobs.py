@@ -8,15 +8,15 @@ import re
 from typing import Any
 
 from pybernetes.api.batch.cron import CronError, load_zone, parse_error
-from pybernetes.api.batch.jobs import validate_job_spec_fields
+from pybernetes.api.batch.jobs import SELECTOR, validate_job_spec_fields
 from pybernetes.api.groupcommon import (
     AGE,
     CONTAINERS,
     IMAGES,
     dig,
     ensure,
-    format_label_selector,
     non_negative,
+    non_negative_fields,
     strategy_status,
 )
 from pybernetes.api.podspec import containers_and_images, default_pod_template
@@ -24,6 +24,7 @@ from pybernetes.api.printing import age, since
 from pybernetes.api.resource import ResourceDef, status_of
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery.errors import FieldError, invalid_value, not_supported, required
+from pybernetes.machinery.selectors import format_label_selector
 from pybernetes.machinery.validation import validate_annotations, validate_labels
 
 Obj = dict[str, Any]
@@ -96,8 +97,7 @@ def validate_cronjob_spec(spec: Any, old_spec: Any = None, path: str = "spec") -
     elif policy not in ("Allow", "Forbid", "Replace"):
         errs.append(not_supported(f"{path}.concurrencyPolicy", policy, ("Allow", "Forbid", "Replace")))
     validate_job_template(spec.get("jobTemplate"), f"{path}.jobTemplate", errs)
-    non_negative(spec, "successfulJobsHistoryLimit", f"{path}.successfulJobsHistoryLimit", errs)
-    non_negative(spec, "failedJobsHistoryLimit", f"{path}.failedJobsHistoryLimit", errs)
+    non_negative_fields(spec, ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"), path, errs)
     return errs
 
 
@@ -158,8 +158,7 @@ class CronJobStrategy(Strategy):
             AGE,
             CONTAINERS,
             IMAGES,
-            Column("Selector", priority=1, description="A label query over pods that should match the pod "
-                   "count. Normally, the system sets this field for you."),
+            SELECTOR,
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:

@@ -12,14 +12,13 @@ from pybernetes.api.groupcommon import (
     AGE,
     CONTAINERS,
     IMAGES,
+    as_selector,
     check_immutable,
     dig,
     ensure,
-    format_label_selector,
     int_of,
     is_int,
-    non_negative,
-    selector_matches,
+    non_negative_fields,
     strategy_status,
 )
 from pybernetes.api.podspec import containers_and_images, default_pod_template, validate_pod_template
@@ -33,6 +32,7 @@ from pybernetes.machinery.errors import (
     not_supported,
     required,
 )
+from pybernetes.machinery.selectors import format_label_selector
 from pybernetes.machinery.validation import validate_label_selector
 
 Obj = dict[str, Any]
@@ -44,6 +44,9 @@ LEGACY_JOB_NAME = "job-name"
 MAX_INT32 = 2**31 - 1
 MAX_PARALLELISM_INDEXED = 100000
 STATUS_COUNTERS = ("active", "succeeded", "failed", "ready", "terminating")
+# The SELECTOR column of jobs and of cronjobs (their job template's selector).
+SELECTOR = Column("Selector", priority=1, description="A label query over pods that should match the pod "
+                  "count. Normally, the system sets this field for you.")
 
 
 def default_job_spec(spec: Obj) -> None:
@@ -121,16 +124,16 @@ def validate_generated_selector(obj: Obj) -> list[FieldError]:
     _has_label(tmeta, tpath, LEGACY_JOB_NAME, name, errs)
     _has_label(tmeta, tpath, CONTROLLER_UID, uid, errs)
     _has_label(tmeta, tpath, JOB_NAME, name, errs)
-    if not selector_matches(spec["selector"], {CONTROLLER_UID: uid}):
+    generated = as_selector(spec["selector"])
+    if generated is None or not generated.matches({CONTROLLER_UID: uid}):
         errs.append(invalid_value("spec.selector", spec["selector"], "`selector` not auto-generated"))
     return errs
 
 
 def validate_job_spec_fields(spec: Obj, path: str, errs: list[FieldError]) -> None:
     """validateJobSpec: everything but the selector (also used for CronJob templates)."""
-    for field in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
-                  "ttlSecondsAfterFinished", "backoffLimitPerIndex", "maxFailedIndexes"):
-        non_negative(spec, field, f"{path}.{field}", errs)
+    non_negative_fields(spec, ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
+                               "ttlSecondsAfterFinished", "backoffLimitPerIndex", "maxFailedIndexes"), path, errs)
     mode = spec.get("completionMode")
     if mode is not None:
         if mode not in ("NonIndexed", "Indexed"):
@@ -178,9 +181,12 @@ def validate_job_spec(spec: Any, path: str = "spec") -> list[FieldError]:
         errs.append(required(f"{path}.selector"))
     else:
         errs.extend(validate_label_selector(selector, f"{path}.selector"))
+        # As upstream, a selector that does not convert is not compared (its errors are above).
         labels = dig(spec, "template", "metadata", "labels")
-        if isinstance(selector, dict) and not selector_matches(selector, labels):
-            errs.append(invalid_value(f"{path}.template.metadata.labels", labels if isinstance(labels, dict) else {},
+        labels = labels if isinstance(labels, dict) else {}
+        parsed = as_selector(selector)
+        if parsed is not None and not parsed.matches(labels):
+            errs.append(invalid_value(f"{path}.template.metadata.labels", labels,
                                       "`selector` does not match template `labels`"))
     return errs
 
@@ -296,9 +302,7 @@ class JobStrategy(Strategy):
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errs: list[FieldError] = []
-        status = strategy_status(new)
-        for field in STATUS_COUNTERS:
-            non_negative(status, field, f"status.{field}", errs)
+        non_negative_fields(strategy_status(new), STATUS_COUNTERS, "status", errs)
         return errs
 
     def columns(self) -> list[Column]:
@@ -311,8 +315,7 @@ class JobStrategy(Strategy):
             AGE,
             CONTAINERS,
             IMAGES,
-            Column("Selector", priority=1, description="A label query over pods that should match the pod "
-                   "count. Normally, the system sets this field for you."),
+            SELECTOR,
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from pybernetes.api.fieldcheck import as_bool, as_dict, config_key_errors
-from pybernetes.api.printing import age
+from pybernetes.api.printing import CORE_AGE, age
 from pybernetes.api.resource import ResourceDef
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery.errors import (
@@ -25,8 +25,6 @@ from pybernetes.machinery.errors import (
 Obj = dict[str, Any]
 
 MAX_SIZE = 1024 * 1024  # upstream's MaxSecretSize, also the ConfigMap limit
-_AGE = Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-              "this object was created.")
 _IMMUTABLE = "field is immutable when `immutable` is set"
 
 
@@ -88,7 +86,7 @@ class ConfigMapStrategy(Strategy):
         return _immutable_update(new, old, ("data", "binaryData"))
 
     def columns(self) -> list[Column]:
-        return [Column("Data", "integer", description="Data contains the configuration data."), _AGE]
+        return [Column("Data", "integer", description="Data contains the configuration data."), CORE_AGE]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:
         data, binary = obj.get("data"), obj.get("binaryData")
@@ -169,7 +167,7 @@ class SecretStrategy(Strategy):
         return [
             Column("Type", description="Used to facilitate programmatic handling of secret data."),
             Column("Data", "integer", description="Data contains the secret data."),
-            _AGE,
+            CORE_AGE,
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:

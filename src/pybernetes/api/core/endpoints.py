@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybernetes.api.fieldcheck import as_int, as_str, check_enum, check_name, dict_items
-from pybernetes.api.printing import age
+from pybernetes.api.fieldcheck import as_str, check_name, check_port_entry, dict_items
+from pybernetes.api.printing import CORE_AGE, age
 from pybernetes.api.resource import ResourceDef
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery import validation as mv
-from pybernetes.machinery.errors import FieldError, duplicate, invalid_value, required
+from pybernetes.machinery.errors import FieldError, invalid_value, required
 
 Obj = dict[str, Any]
-
-PROTOCOLS = ("SCTP", "TCP", "UDP")
 
 
 def _validate_address(address: Obj, path: str, errs: list[FieldError]) -> None:
@@ -58,26 +56,13 @@ class EndpointsStrategy(Strategy):
             ports = dict_items(subset.get("ports"), f"{p}.ports", errs)
             names: set[str] = set()
             for j, port in ports:
-                pp = f"{p}.ports[{j}]"
-                name = as_str(port.get("name"), f"{pp}.name", errs)
-                if len(ports) > 1 and not name:
-                    errs.append(required(f"{pp}.name"))
-                elif name:
-                    check_name(name, f"{pp}.name", mv.is_dns1123_label, errs)
-                    if name in names:
-                        errs.append(duplicate(f"{pp}.name", name))
-                    names.add(name)
-                number = as_int(port.get("port"), f"{pp}.port", errs)
-                if number is None or not 1 <= number <= 65535:
-                    errs.append(invalid_value(f"{pp}.port", port.get("port", 0), "must be between 1 and 65535, inclusive"))
-                check_enum(port.get("protocol"), f"{pp}.protocol", PROTOCOLS, errs, needed=True)
+                check_port_entry(port, f"{p}.ports[{j}]", errs, many=len(ports) > 1, names=names)
         return errs
 
     def columns(self) -> list[Column]:
         return [
             Column("Endpoints", description="Endpoints is the list of endpoints in the endpoint set."),
-            Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-                   "this object was created."),
+            CORE_AGE,
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybernetes.api.printing import age
+from pybernetes.api.printing import CORE_AGE, age
 from pybernetes.api.resource import ResourceDef, Subresource, status_of
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery import validation as mv
@@ -74,8 +74,7 @@ class NamespaceStrategy(Strategy):
     def columns(self) -> list[Column]:
         return [
             Column("Status", description="The status of the namespace"),
-            Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-                   "this object was created."),
+            CORE_AGE,
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:

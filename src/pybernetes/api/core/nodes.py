@@ -14,7 +14,7 @@ from pybernetes.api.fieldcheck import (
     check_resource_list,
     dict_items,
 )
-from pybernetes.api.printing import age
+from pybernetes.api.printing import CORE_AGE, age
 from pybernetes.api.resource import ResourceDef, status_of
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery import validation as mv
@@ -108,8 +108,7 @@ class NodeStrategy(Strategy):
         return [
             Column("Status", description="The status of the node"),
             Column("Roles", description="The roles of the node"),
-            Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-                   "this object was created."),
+            CORE_AGE,
             Column("Version", description="Kubelet Version reported by the node."),
             Column("Internal-IP", priority=1, description="List of addresses reachable to the node. Queried "
                    "from cloud provider, if available."),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybernetes.api.printing import age, human_duration, parse_time
+from pybernetes.api.printing import CORE_AGE, age, human_duration, parse_time
 from pybernetes.api.strategy import Column
 
 Obj = dict[str, Any]
@@ -16,8 +16,7 @@ POD_COLUMNS = [
     Column("Status", description="The aggregate status of the containers in this pod."),
     Column("Restarts", description="The number of times the containers in this pod have been restarted "
            "and when the last container in this pod has restarted."),
-    Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-           "this object was created."),
+    CORE_AGE,
     Column("IP", priority=1, description="IP address allocated to the pod. Routable at least within the cluster."),
     Column("Node", priority=1, description="NodeName is a request to schedule this pod onto a specific node."),
     Column("Nominated Node", priority=1, description="nominatedNodeName is set only when this pod preempts "

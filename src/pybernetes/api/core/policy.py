@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from pybernetes.api.fieldcheck import as_dict, as_list, check_enum, dict_items, parse_quantity_at
-from pybernetes.api.printing import age, format_time, parse_time
+from pybernetes.api.printing import CORE_AGE, age, format_time, parse_time
 from pybernetes.api.resource import ResourceDef, status_of
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery import validation as mv
@@ -149,8 +149,7 @@ class ResourceQuotaStrategy(Strategy):
 
     def columns(self) -> list[Column]:
         return [
-            Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-                   "this object was created."),
+            CORE_AGE,
             Column("Request", description="Request represents a minimum amount of cpu/memory that a container "
                    "may consume."),
             Column("Limit", description="Limits control the maximum amount of cpu/memory that a container may "

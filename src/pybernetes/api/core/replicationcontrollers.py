@@ -13,27 +13,17 @@ from pybernetes.api.podspec import (
     validate_pod_template,
     validate_template_restart_policy,
 )
-from pybernetes.api.printing import age
+from pybernetes.api.printing import CORE_AGE, age
 from pybernetes.api.resource import SCALE, ResourceDef, status_of
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery import validation as mv
 from pybernetes.machinery.errors import FieldError, forbidden_field, invalid_value, required
+from pybernetes.machinery.selectors import format_labels
 
 Obj = dict[str, Any]
 
-_AGE = Column("Age", description="CreationTimestamp is a timestamp representing the server time when this "
-              "object was created.")
-
-
 def _d(value: Any) -> Obj:
     return value if isinstance(value, dict) else {}
-
-
-def format_labels(labels: Any) -> str:
-    """Upstream's labels.FormatLabels: sorted k=v joined by commas, ``<none>`` when empty."""
-    if not isinstance(labels, dict) or not labels:
-        return "<none>"
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 class ReplicationControllerStrategy(Strategy):
@@ -101,7 +91,7 @@ class ReplicationControllerStrategy(Strategy):
             Column("Desired", "integer", description="Replicas is the number of desired replicas."),
             Column("Current", "integer", description="Replicas is the most recently observed number of replicas."),
             Column("Ready", "integer", description="The number of ready replicas for this replication controller."),
-            _AGE,
+            CORE_AGE,
             Column("Containers", priority=1, description="Names of each container in the template."),
             Column("Images", priority=1, description="Images referenced by each container in the template."),
             Column("Selector", priority=1, description="Selector is a label query over pods that should match "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pybernetes.api.fieldcheck import as_bool, dict_items
-from pybernetes.api.printing import age
+from pybernetes.api.printing import CORE_AGE, age
 from pybernetes.api.resource import ResourceDef
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery.errors import FieldError, required
@@ -30,8 +30,7 @@ class ServiceAccountStrategy(Strategy):
         return [
             Column("Secrets", "integer", description="Secrets is a list of the secrets in the same namespace "
                    "that pods running using this ServiceAccount are allowed to use."),
-            Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-                   "this object was created."),
+            CORE_AGE,
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:

@@ -13,11 +13,11 @@ from pybernetes.api.fieldcheck import (
     as_str,
     check_enum,
     check_int_or_named_port,
-    check_name,
+    check_port_entry,
     dict_items,
     str_map,
 )
-from pybernetes.api.printing import age
+from pybernetes.api.printing import CORE_AGE, age
 from pybernetes.api.resource import ResourceDef, status_of
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery import validation as mv
@@ -28,11 +28,11 @@ from pybernetes.machinery.errors import (
     invalid_value,
     required,
 )
+from pybernetes.machinery.selectors import format_labels
 
 Obj = dict[str, Any]
 
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
-PROTOCOLS = ("SCTP", "TCP", "UDP")
 NODE_PORT_RANGE = (30000, 32767)
 MAX_AFFINITY_TIMEOUT = 86400
 
@@ -99,18 +99,7 @@ def _validate_ports(spec: Obj, errs: list[FieldError]) -> None:
     node_ports: set[tuple[Any, Any]] = set()
     for i, port in ports:
         p = f"spec.ports[{i}]"
-        name = as_str(port.get("name"), f"{p}.name", errs)
-        if len(ports) > 1 and not name:
-            errs.append(required(f"{p}.name"))
-        elif name:
-            check_name(name, f"{p}.name", mv.is_dns1123_label, errs)
-            if name in names:
-                errs.append(duplicate(f"{p}.name", name))
-            names.add(name)
-        number = as_int(port.get("port"), f"{p}.port", errs)
-        if number is None or not 1 <= number <= 65535:
-            errs.append(invalid_value(f"{p}.port", port.get("port", 0), "must be between 1 and 65535, inclusive"))
-        check_enum(port.get("protocol"), f"{p}.protocol", PROTOCOLS, errs, needed=True)
+        check_port_entry(port, p, errs, many=len(ports) > 1, names=names)
         if port.get("targetPort") is not None:
             check_int_or_named_port(port.get("targetPort"), f"{p}.targetPort", errs)
         key = (port.get("port"), port.get("protocol"))
@@ -289,17 +278,14 @@ class ServiceStrategy(Strategy):
             Column("External-IP", description="externalIPs is a list of IP addresses for which nodes in the "
                    "cluster will also accept traffic for this service."),
             Column("Port(s)", description="The list of ports that are exposed by this service."),
-            Column("Age", description="CreationTimestamp is a timestamp representing the server time when "
-                   "this object was created."),
+            CORE_AGE,
             Column("Selector", priority=1, description="Route service traffic to pods with label keys and "
                    "values matching this selector."),
         ]
 
     def cells(self, obj: Obj, now: float) -> list[Any]:
         spec = _d(obj.get("spec"))
-        selector = spec.get("selector")
-        selector_text = ",".join(f"{k}={v}" for k, v in sorted(selector.items())) \
-            if isinstance(selector, dict) and selector else "<none>"
+        selector_text = format_labels(spec.get("selector"))
         return [
             str(spec.get("type", "")),
             spec.get("clusterIP") or "<none>",

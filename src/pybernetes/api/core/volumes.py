@@ -8,9 +8,9 @@ import copy
 import time
 from typing import Any
 
-from pybernetes.api.fieldcheck import as_dict, as_list, as_str, check_enum, parse_quantity_at
+from pybernetes.api.fieldcheck import as_dict, as_list, as_str, check_enum, one_of, parse_quantity_at
 from pybernetes.api.pod_defaults import default_pvc_spec
-from pybernetes.api.printing import age, format_time
+from pybernetes.api.printing import CORE_AGE, age, format_time
 from pybernetes.api.resource import ResourceDef, status_of
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery import validation as mv
@@ -36,10 +36,6 @@ PV_SOURCES = (
     "azureDisk", "photonPersistentDisk", "portworxVolume", "scaleIO", "local", "storageos", "csi",
 )
 STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
-_AGE = Column("Age", description="CreationTimestamp is a timestamp representing the server time when this "
-              "object was created.")
-
-
 def _d(value: Any) -> Obj:
     return value if isinstance(value, dict) else {}
 
@@ -65,6 +61,19 @@ def _validate_access_modes(value: Any, path: str, errs: list[FieldError], detail
             errs.append(not_supported(path, mode, ACCESS_MODES))
     if "ReadWriteOncePod" in modes and len(modes) > 1:
         errs.append(forbidden_field(path, "may not use ReadWriteOncePod with other access modes"))
+
+
+def _check_storage_size(value: Any, path: str, errs: list[FieldError]) -> None:
+    amount = parse_quantity_at(value, path, errs)
+    if amount is not None and amount <= 0:
+        errs.append(invalid_value(path, str(value), "must be greater than zero"))
+
+
+def _check_storage_class_name(spec: Obj, errs: list[FieldError]) -> None:
+    storage_class = as_str(spec.get("storageClassName"), "spec.storageClassName", errs)
+    if storage_class:
+        errs.extend(invalid_value("spec.storageClassName", storage_class, m)
+                    for m in mv.is_dns1123_subdomain(storage_class))
 
 
 def _phase_transition(new: Obj, old: Obj | None) -> None:
@@ -106,19 +115,13 @@ class PersistentVolumeStrategy(Strategy):
         elif set(capacity) != {"storage"}:
             errs.append(not_supported("spec.capacity", capacity, ("storage",)))
         else:
-            amount = parse_quantity_at(capacity["storage"], "spec.capacity[storage]", errs)
-            if amount is not None and amount <= 0:
-                errs.append(invalid_value("spec.capacity[storage]", str(capacity["storage"]), "must be greater than zero"))
+            _check_storage_size(capacity["storage"], "spec.capacity[storage]", errs)
         _validate_access_modes(spec.get("accessModes"), "spec.accessModes", errs)
         check_enum(spec.get("persistentVolumeReclaimPolicy"), "spec.persistentVolumeReclaimPolicy",
                    RECLAIM_POLICIES, errs)
         check_enum(spec.get("volumeMode"), "spec.volumeMode", VOLUME_MODES, errs)
-        present = [k for k in PV_SOURCES if spec.get(k) is not None]
-        if not present:
-            errs.append(required("spec", "must specify a volume type"))
-        for extra in present[1:]:
-            errs.append(forbidden_field(f"spec.{extra}", "may not specify more than 1 volume type"))
-        for kind in present[:1]:
+        kind = one_of(spec, PV_SOURCES, "spec", "volume", errs)
+        if kind is not None:
             source = as_dict(spec.get(kind), f"spec.{kind}", errs)
             if kind in ("hostPath", "local") and not as_str(source.get("path"), f"spec.{kind}.path", errs):
                 errs.append(required(f"spec.{kind}.path"))
@@ -134,10 +137,7 @@ class PersistentVolumeStrategy(Strategy):
                     errs.append(required("spec.nfs.server"))
                 if not source.get("path"):
                     errs.append(required("spec.nfs.path"))
-        storage_class = as_str(spec.get("storageClassName"), "spec.storageClassName", errs)
-        if storage_class:
-            errs.extend(invalid_value("spec.storageClassName", storage_class, m)
-                        for m in mv.is_dns1123_subdomain(storage_class))
+        _check_storage_class_name(spec, errs)
         return errs
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
@@ -178,7 +178,7 @@ class PersistentVolumeStrategy(Strategy):
             Column("VolumeAttributesClass", description="Name of VolumeAttributesClass to which this "
                    "persistent volume belongs."),
             Column("Reason", description="reason is a brief CamelCase string that describes any failure."),
-            _AGE,
+            CORE_AGE,
             Column("VolumeMode", priority=1, description="volumeMode defines if a volume is intended to be "
                    "used with a formatted filesystem or to remain in raw block state."),
         ]
@@ -222,14 +222,9 @@ class PersistentVolumeClaimStrategy(Strategy):
         if "storage" not in requests:
             errs.append(required("spec.resources[storage]"))
         else:
-            amount = parse_quantity_at(requests["storage"], "spec.resources[storage]", errs)
-            if amount is not None and amount <= 0:
-                errs.append(invalid_value("spec.resources[storage]", str(requests["storage"]), "must be greater than zero"))
+            _check_storage_size(requests["storage"], "spec.resources[storage]", errs)
         check_enum(spec.get("volumeMode"), "spec.volumeMode", VOLUME_MODES, errs)
-        storage_class = as_str(spec.get("storageClassName"), "spec.storageClassName", errs)
-        if storage_class:
-            errs.extend(invalid_value("spec.storageClassName", storage_class, m)
-                        for m in mv.is_dns1123_subdomain(storage_class))
+        _check_storage_class_name(spec, errs)
         if spec.get("selector") is not None:
             errs.extend(mv.validate_label_selector(spec.get("selector"), "spec.selector"))
         return errs
@@ -276,7 +271,7 @@ class PersistentVolumeClaimStrategy(Strategy):
                    "the claim."),
             Column("VolumeAttributesClass", description="volumeAttributesClassName may be used to set the "
                    "VolumeAttributesClass used by this claim."),
-            _AGE,
+            CORE_AGE,
             Column("VolumeMode", priority=1, description="volumeMode defines what type of volume is required "
                    "by the claim."),
         ]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybernetes.api.groupcommon import AGE, format_label_selector, is_int
+from pybernetes.api.groupcommon import AGE, is_int
 from pybernetes.api.printing import age
 from pybernetes.api.resource import ResourceDef
 from pybernetes.api.strategy import Column, Strategy
 from pybernetes.machinery.errors import FieldError, forbidden_field, invalid_value, not_supported, required
+from pybernetes.machinery.selectors import format_label_selector
 from pybernetes.machinery.validation import validate_label_selector
 from pybernetes.machinery.validation_net import (
     is_valid_cidr,
