@@ -9,6 +9,7 @@ revision; label and field selectors filter on the cache's precomputed attributes
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from pybernetes.machinery.errors import (
     timeout,
 )
 from pybernetes.storage.cacher import CacheEvent, Entry, Predicate
+from pybernetes.storage.cachewatch import CacheWatcher
 from pybernetes.storage.interface import CompactedError, FutureRevisionError
 
 Obj = dict[str, Any]
@@ -236,6 +238,24 @@ class ReadSide:
 
     # -- watch ----------------------------------------------------------------------------
 
+    def open_watch(self, namespace: str | None, opts: ListOptions, name: str | None = None) -> StoreWatch:
+        """A watch to pull events from (``StoreWatch``).  Bad options raise here (a plain
+        error answer); what goes wrong later (410, 504) is raised by ``start`` or ``pop``."""
+        validate_list_options(opts, watch=True)
+        predicate = self._predicate(opts.label_selector, opts.field_selector, name or None)
+        prefix = ms.key_prefix(self.res, namespace)
+        rv = opts.resource_version
+        interval = self.stores.bookmark_interval if opts.allow_bookmarks else None
+        stream = StoreWatch(self, prefix, predicate, interval)
+        if opts.send_initial_events or rv in ("", "0"):
+            stream.initial = True
+            stream.catch_up = rv != "0"
+            stream.start_revision = parse_revision(rv) if rv not in ("", "0") else None
+            stream.initial_events_end = opts.send_initial_events
+        else:
+            stream.start_revision = parse_revision(rv)
+        return stream
+
     def watch(
         self, namespace: str | None, opts: ListOptions, name: str | None = None
     ) -> AsyncIterator[CacheEvent]:
@@ -244,39 +264,110 @@ class ReadSide:
     async def _watch(
         self, namespace: str | None, opts: ListOptions, name: str | None
     ) -> AsyncIterator[CacheEvent]:
-        validate_list_options(opts, watch=True)
-        predicate = self._predicate(opts.label_selector, opts.field_selector, name or None)
-        prefix = ms.key_prefix(self.res, namespace)
-        rv = opts.resource_version
-        interval = self.stores.bookmark_interval if opts.allow_bookmarks else None
-        initial = opts.send_initial_events or rv in ("", "0")
-        if initial:
-            if rv == "":
-                await self._catch_up()
-            elif rv != "0":
-                await self._catch_up(parse_revision(rv))
-            snapshot = self.cacher.list(prefix, predicate=predicate)
-            start = snapshot.revision
-            for entry in snapshot.entries:
-                yield CacheEvent("ADDED", entry, entry.revision)
-            if opts.send_initial_events:
-                marker = {
-                    "kind": self.res.kind,
-                    "apiVersion": self.res.api_version,
-                    "metadata": {
-                        "resourceVersion": str(start),
-                        "annotations": {INITIAL_EVENTS_END: "true"},
-                    },
-                }
-                yield CacheEvent("BOOKMARK", Entry("", start, orjson.dumps(marker), {}, {}), start)
-        else:
-            start = parse_revision(rv)
+        stream = self.open_watch(namespace, opts, name)
         try:
-            async for event in self.cacher.watch(
-                prefix, start, predicate=predicate, bookmark_interval=interval
-            ):
-                if event.type == "BOOKMARK" and not opts.allow_bookmarks:
-                    continue
-                yield event
+            await stream.start()
+            while True:
+                event = stream.pop()
+                if event is not None:
+                    yield event
+                elif stream.done:
+                    return
+                else:
+                    await stream.wait()
+        finally:
+            stream.close()
+
+
+class StoreWatch:
+    """One watch of a resource store, pulled by its consumer: ``await start()``, then
+    ``pop()`` until None, then end if ``done`` or ``await wait()``; ``close()`` at the end.
+
+    A watch that begins with the current state (resourceVersion unset or "0", or
+    sendInitialEvents) first catches the cache up and takes its snapshot in ``start``; its
+    objects come out as ADDED events (then the initial-events-end BOOKMARK when asked), and
+    only then is the cache watcher opened, from the snapshot's revision.  No task or
+    generator runs per watch, so thousands of open watches stay cheap.
+    """
+
+    __slots__ = ("store", "prefix", "predicate", "interval", "initial", "catch_up", "start_revision",
+                 "initial_events_end", "_entries", "_index", "_marker", "_watcher", "_closed")
+
+    def __init__(self, store: ReadSide, prefix: str, predicate: Predicate, interval: float | None) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.predicate = predicate
+        self.interval = interval
+        self.initial = False  # begin with the current state
+        self.catch_up = False  # ... after the cache has caught up with start_revision (None: the store's)
+        self.start_revision: int | None = None
+        self.initial_events_end = False
+        self._entries: list[Entry] | None = None
+        self._index = 0
+        self._marker: CacheEvent | None = None
+        self._watcher: CacheWatcher | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        if not self.initial:
+            return
+        store = self.store
+        if self.catch_up:
+            await store._catch_up(self.start_revision)
+        snapshot = store.cacher.list(self.prefix, predicate=self.predicate)
+        start = self.start_revision = snapshot.revision
+        self._entries = snapshot.entries
+        if self.initial_events_end:
+            marker = {
+                "kind": store.res.kind,
+                "apiVersion": store.res.api_version,
+                "metadata": {"resourceVersion": str(start), "annotations": {INITIAL_EVENTS_END: "true"}},
+            }
+            self._marker = CacheEvent("BOOKMARK", Entry("", start, orjson.dumps(marker), {}, {}), start)
+
+    def pop(self) -> CacheEvent | None:
+        """The next event, None when none is ready; raises a StatusError (410 Expired) when
+        the watch's revision is or became too old for the cache."""
+        if self._closed:
+            return None
+        entries = self._entries
+        if entries is not None:
+            index = self._index
+            if index < len(entries):
+                self._index = index + 1
+                entry = entries[index]
+                return CacheEvent("ADDED", entry, entry.revision)
+            self._entries = None
+            if self._marker is not None:
+                marker, self._marker = self._marker, None
+                return marker
+        try:
+            watcher = self._watcher
+            if watcher is None:
+                assert self.start_revision is not None, "start() first"
+                watcher = self._watcher = self.store.cacher.open_watch(
+                    self.prefix, self.start_revision, predicate=self.predicate,
+                    bookmark_interval=self.interval)
+            # The cacher makes BOOKMARKs only with an interval, given only when allowed.
+            return watcher.pop()
         except CompactedError as exc:
-            raise expired(f"too old resource version: {start} ({exc.compacted})") from None
+            raise expired(f"too old resource version: {self.start_revision} ({exc.compacted})") from None
+
+    @property
+    def done(self) -> bool:
+        """After ``pop`` returned None: whether the watch is over (closed, or the cache
+        stopped)."""
+        return self._closed or (self._watcher is not None and self._watcher.done)
+
+    def wait(self) -> asyncio.Future[None]:
+        """After ``pop`` returned None: a future done when ``pop`` may have more."""
+        assert self._watcher is not None
+        return self._watcher.wait()
+
+    def close(self) -> None:
+        """End the watch (idempotent): ``pop`` has no more, a pending ``wait`` is done."""
+        self._closed = True
+        self._entries = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import uuid
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,9 +45,18 @@ FINALIZER_FOREGROUND = "foregroundDeletion"
 FINALIZER_KUBERNETES = "kubernetes"
 
 
+# The last second formatted by now_rfc3339 and its text (every create and update asks).
+_second: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
     """The current UTC time as ``2006-01-02T15:04:05Z`` (metav1.Time has seconds precision)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _second
+    second = int(time.time())
+    if second != _second[0]:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _second = (second, text)
+    return _second[1]
 
 
 def now_rfc3339_micro() -> str:
@@ -56,8 +65,13 @@ def now_rfc3339_micro() -> str:
 
 
 def new_uid() -> str:
-    """A fresh ``metadata.uid`` (random UUID, version 4)."""
-    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+    """A fresh ``metadata.uid``: a random UUID (version 4, RFC 4122 variant), formatted
+    directly rather than through ``uuid.UUID`` (every create asks for one)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def random_suffix(n: int = GENERATED_SUFFIX_LENGTH) -> str:

@@ -212,7 +212,7 @@ class Cacher:
         if full:
             for watcher in full:
                 watcher.end(CompactedError(watcher.floor, self._history_start))
-                self._unregister(watcher)
+                self.unregister(watcher)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -345,35 +345,37 @@ class Cacher:
     async def _watch(
         self, prefix: str, revision: int, predicate: Predicate, bookmark_interval: float | None
     ) -> AsyncIterator[CacheEvent]:
-        watcher = self._register(prefix, revision, predicate)
+        watcher = self.open_watch(prefix, revision, predicate=predicate,
+                                  bookmark_interval=bookmark_interval)
         try:
             while True:
-                buffer = watcher.buffer
-                if buffer:
-                    event = buffer.popleft()
-                    if event.revision > watcher.floor:
-                        yield event
-                    continue
-                if watcher.error is not None:
-                    raise watcher.error
-                if watcher.done:
+                event = watcher.pop()
+                if event is not None:
+                    yield event
+                elif watcher.done:
                     return
-                try:
-                    bookmark_due = await watcher.wait(bookmark_interval)
-                finally:
-                    watcher.waiter = None
-                if bookmark_due and not watcher.buffer and not watcher.done:
-                    mark = max(self.revision, watcher.floor)
-                    yield CacheEvent("BOOKMARK", Entry("", mark, b"", {}, {}), mark)
+                else:
+                    await watcher.wait()
         finally:
-            self._unregister(watcher)
+            watcher.close()
 
-    def _register(self, prefix: str, revision: int, predicate: Predicate) -> CacheWatcher:
+    def open_watch(
+        self,
+        prefix: str,
+        revision: int,
+        *,
+        predicate: Predicate = None,
+        bookmark_interval: float | None = None,
+    ) -> CacheWatcher:
+        """``watch`` without the iterator: a registered watcher to pull events from
+        (``pop``/``wait``) and ``close`` when done.  Raises CompactedError at once if
+        revision is older than the history."""
         if self._stopped:
             raise RuntimeError(f"cacher of {self.prefix} is stopped")
         if revision < self._history_start:
             raise CompactedError(revision, self._history_start)
-        watcher = CacheWatcher(prefix, predicate, revision, self._watcher_buffer)
+        watcher = CacheWatcher(prefix, predicate, revision, self._watcher_buffer, self,
+                               bookmark_interval)
         for event, prev in self._history.since(revision):
             if event.entry.key.startswith(prefix):
                 selected = select(event, prev, predicate)
@@ -383,7 +385,8 @@ class Cacher:
         self._watchers.setdefault(prefix, {})[watcher] = None
         return watcher
 
-    def _unregister(self, watcher: CacheWatcher) -> None:
+    def unregister(self, watcher: CacheWatcher) -> None:
+        """Forget a watcher (idempotent); it receives no more events."""
         group = self._watchers.get(watcher.prefix)
         if group is not None:
             group.pop(watcher, None)
@@ -394,7 +397,7 @@ class Cacher:
         for group in list(self._watchers.values()):
             for watcher in list(group):
                 watcher.end(error)
-                self._unregister(watcher)
+                self.unregister(watcher)
 
 
 def _take(candidates, predicate: Predicate, limit: int) -> tuple[list[Entry], bool]:

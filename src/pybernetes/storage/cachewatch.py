@@ -3,8 +3,10 @@
 ``History`` is a bounded ring of recent changes (each a CacheEvent with the entry it
 replaced), searchable by revision.  ``CacheWatcher`` is one client watch's bounded queue;
 the cacher appends to it synchronously (never waiting), and a watcher whose queue is full is
-ended instead of slowing the writer.  ``select`` turns one change into what a watcher with a
-predicate must see (an update entering the selection is ADDED, leaving it is DELETED).
+ended instead of slowing the writer.  Its consumer pulls from it (``pop``/``wait``), so an
+open watch is a queue and, while idle, one future: no task or generator of its own.
+``select`` turns one change into what a watcher with a predicate must see (an update
+entering the selection is ADDED, leaving it is DELETED).
 """
 
 from __future__ import annotations
@@ -13,8 +15,20 @@ import asyncio
 import bisect
 from collections import deque
 from collections.abc import Iterator
+from typing import Protocol
 
 from pybernetes.storage.cacher_types import CacheEvent, Entry, Predicate
+
+
+class WatcherOwner(Protocol):
+    """What a watcher needs of its cacher: the newest revision (for bookmarks) and a way to
+    be forgotten."""
+
+    @property
+    def revision(self) -> int: ...
+
+    def unregister(self, watcher: CacheWatcher) -> None: ...
+
 
 # One remembered change: the event and the entry it replaced (None for a creation).
 Change = tuple[CacheEvent, Entry | None]
@@ -82,19 +96,33 @@ def select(event: CacheEvent, prev: Entry | None, predicate: Predicate) -> Cache
 
 
 class CacheWatcher:
-    """The queue of one watch; filled by the cacher, drained by the watch's iterator."""
+    """One watch's queue, filled by the cacher and pulled by its consumer.
 
-    __slots__ = ("prefix", "predicate", "floor", "limit", "buffer", "waiter", "error", "done")
+    The consumer (the cacher's async iterator, or an HTTP watch stream directly) calls
+    ``pop()`` until it returns None, then ends if ``done`` or awaits ``wait()``.  Nothing here
+    runs on its own: no task, no generator, and a timer only while a bookmark is pending, so
+    that thousands of open watches cost a few objects each.
+    """
 
-    def __init__(self, prefix: str, predicate: Predicate, floor: int, limit: int) -> None:
+    __slots__ = ("prefix", "predicate", "floor", "limit", "buffer", "waiter", "error", "done",
+                 "bookmark_interval", "_owner", "_timer", "_bookmark_due")
+
+    def __init__(self, prefix: str, predicate: Predicate, floor: int, limit: int,
+                 owner: WatcherOwner | None = None, bookmark_interval: float | None = None) -> None:
         self.prefix = prefix
         self.predicate = predicate
         self.floor = floor  # events at or below this revision are not sent
         self.limit = limit
         self.buffer: deque[CacheEvent] = deque()
-        self.waiter: asyncio.Future[bool] | None = None
+        self.waiter: asyncio.Future[None] | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.bookmark_interval = bookmark_interval or None
+        self._owner = owner
+        self._timer: asyncio.TimerHandle | None = None
+        self._bookmark_due = False
+
+    # -- the cacher's side -------------------------------------------------------------------
 
     def push(self, event: CacheEvent) -> bool:
         """Queue an event; False if the queue is full (the watcher must be ended)."""
@@ -102,9 +130,8 @@ class CacheWatcher:
         if len(buffer) >= self.limit:
             return False
         buffer.append(event)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(False)
+        if self.waiter is not None:
+            self._wake()
         return True
 
     def end(self, error: BaseException | None) -> None:
@@ -113,21 +140,59 @@ class CacheWatcher:
         if error is not None:
             self.error = error
             self.buffer.clear()
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(False)
+        if self.waiter is not None:
+            self._wake()
 
-    def wait(self, bookmark_interval: float | None) -> asyncio.Future[bool]:
-        """A future set to False when something is queued, True when a bookmark is due."""
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- the consumer's side -----------------------------------------------------------------
+
+    def pop(self) -> CacheEvent | None:
+        """The next event; None when none is ready (the watch is over if ``done``, else
+        ``wait()``).  Raises the error the watch was ended with (CompactedError)."""
+        buffer = self.buffer
+        while buffer:
+            event = buffer.popleft()
+            if event.revision > self.floor:
+                return event
+        if self.error is not None:
+            raise self.error
+        if self._bookmark_due:
+            self._bookmark_due = False
+            if not self.done and self._owner is not None:
+                mark = max(self._owner.revision, self.floor)
+                return CacheEvent("BOOKMARK", Entry("", mark, b"", {}, {}), mark)
+        return None
+
+    def wait(self) -> asyncio.Future[None]:
+        """A future done when something may be ready: an event, the end, or a bookmark due
+        (``bookmark_interval`` seconds passed without an event)."""
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if self.waiter is not None:
+            self._wake()
         self.waiter = waiter
-        if bookmark_interval:
-            handle = loop.call_later(bookmark_interval, _bookmark_due, waiter)
-            waiter.add_done_callback(lambda _: handle.cancel())
+        if self.bookmark_interval:
+            self._timer = loop.call_later(self.bookmark_interval, self._bookmark, waiter)
         return waiter
 
+    def _bookmark(self, waiter: asyncio.Future[None]) -> None:
+        self._timer = None
+        if waiter is self.waiter:
+            self._bookmark_due = True
+            self._wake()
 
-def _bookmark_due(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(True)
+    def close(self) -> None:
+        """Stop receiving events (idempotent); the owner forgets this watcher."""
+        self.done = True
+        if self.waiter is not None or self._timer is not None:
+            self._wake()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.unregister(self)

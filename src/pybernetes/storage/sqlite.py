@@ -77,6 +77,16 @@ SELECT_LATEST = (
     "SELECT id, create_revision, deleted, value FROM kv WHERE key = ? ORDER BY prev_revision DESC LIMIT 1"
 )
 INSERT = "INSERT INTO kv (key, create_revision, prev_revision, deleted, value) VALUES (?, ?, ?, ?, ?)"
+# A create in one statement: a row after the key's latest row if that is a tombstone (or
+# after nothing), no row if the key is live.
+INSERT_NEW = """
+INSERT INTO kv (key, create_revision, prev_revision, deleted, value)
+SELECT ?1, 0, IFNULL(latest.id, 0), 0, ?2
+FROM (SELECT 1) LEFT JOIN (
+    SELECT id, deleted FROM kv WHERE key = ?1 ORDER BY prev_revision DESC LIMIT 1
+) AS latest
+WHERE latest.deleted IS NULL OR latest.deleted = 1
+"""
 # The live rows under a key range as of a revision: not a tombstone, and no successor yet.
 SELECT_RANGE = """
 SELECT id, key, create_revision, value FROM kv
@@ -197,11 +207,14 @@ class SQLiteStorage:
             raise RuntimeError("storage is closed")
         rev = self._conn.execute(INSERT, (key, created, prev, deleted, value)).lastrowid
         assert rev is not None
+        self._committed()
+        return rev
+
+    def _committed(self) -> None:
         self._commits_since_checkpoint += 1
         if self._commits_since_checkpoint >= self._checkpoint_every and self._checkpointing is None:
             self._commits_since_checkpoint = 0
             self._checkpointing = asyncio.create_task(self._checkpoint_cycle())
-        return rev
 
     async def _gate(self) -> None:
         while self._write_gate is not None:
@@ -210,13 +223,17 @@ class SQLiteStorage:
     async def create(self, key: str, value: bytes) -> KeyValue:
         if self._write_gate is not None:
             await self._gate()
-        row = self._conn.execute(SELECT_LATEST, (key,)).fetchone()
-        if row is not None and not row[2]:
-            raise KeyExistsError(key)
+        if self._closed:
+            raise RuntimeError("storage is closed")
         try:
-            rev = self._append(key, 0, row[0] if row else 0, 0, value)
-        except sqlite3.IntegrityError:
+            cursor = self._conn.execute(INSERT_NEW, (key, value))
+        except sqlite3.IntegrityError:  # another process appended after the same row
             raise KeyExistsError(key) from None
+        if cursor.rowcount != 1:
+            raise KeyExistsError(key)
+        rev = cursor.lastrowid
+        assert rev is not None
+        self._committed()
         self._hub.publish(WatchEvent("ADDED", key, value, rev))
         return KeyValue(key, value, rev, rev)
 
