@@ -7,7 +7,7 @@ import asyncio
 
 import orjson
 
-from pybernetes.storage.cacher import Cacher
+from pybernetes.storage.cacher import KEY, VALUE, Cacher
 from pybernetes.storage.sqlite import SQLiteStorage
 
 PREFIX = "/registry/configmaps/"
@@ -42,11 +42,11 @@ async def test_cacher_over_sqlite(tmp_path):
         await watch.aclose()
         assert [(e.type, e.revision) for e in events] == [("MODIFIED", kv.mod_revision), ("DELETED", gone.mod_revision)]
         snapshot = cacher.list(PREFIX, revision=start, limit=10, start_after=f"{PREFIX}ns/cm005")
-        assert [e.key.rsplit("/", 1)[1] for e in snapshot.entries] == [f"cm{i:03d}" for i in range(6, 16)]
-        assert orjson.loads(snapshot.entries[1].value)["data"]["v"] == "0"
+        assert [e[KEY].rsplit("/", 1)[1] for e in snapshot.entries] == [f"cm{i:03d}" for i in range(6, 16)]
+        assert orjson.loads(snapshot.entries[1][VALUE])["data"]["v"] == "0"
         now = cacher.list(PREFIX)
         assert len(now.entries) == 49
-        assert orjson.loads(cacher.get(kv.key).value)["metadata"]["resourceVersion"] == str(kv.mod_revision)
+        assert orjson.loads(cacher.get(kv.key)[VALUE])["metadata"]["resourceVersion"] == str(kv.mod_revision)
     finally:
         await cacher.stop()
         await store.close()

@@ -9,7 +9,7 @@ import contextlib
 import orjson
 import pytest
 
-from pybernetes.storage.cacher import CacheEvent, Cacher
+from pybernetes.storage.cacher import KEY, REVISION, VALUE, CacheEvent, Cacher, fields_of, labels_of
 from pybernetes.storage.interface import CompactedError, FutureRevisionError
 from pybernetes.storage.memory import MemoryStorage
 
@@ -87,9 +87,9 @@ async def test_start_loads_existing_objects_with_resource_versions(store, make_c
     await store.create("/registry/services/ns/a", b"{}")  # another resource
     cacher = await make_cacher()
     entry = cacher.get(key("a"))
-    assert entry.revision == a.mod_revision
-    assert rv_of(entry.value) == str(a.mod_revision)
-    assert entry.labels == {"app": "web"} and entry.fields["metadata.name"] == "a"
+    assert entry[REVISION] == a.mod_revision
+    assert rv_of(entry[VALUE]) == str(a.mod_revision)
+    assert labels_of(entry) == {"app": "web"} and fields_of(entry)["metadata.name"] == "a"
     assert cacher.get("/registry/services/ns/a") is None
     assert cacher.revision == await store.current_revision()
 
@@ -101,7 +101,7 @@ async def test_writes_reach_the_cache_and_keep_bytes_with_resource_version(store
     kv = await store.update(key("a"), pod("a", node="n1"), expected_revision=kv.mod_revision)
     await cacher.wait_for_revision(kv.mod_revision)
     entry = cacher.get(key("a"))
-    assert entry.fields["spec.nodeName"] == "n1" and rv_of(entry.value) == str(kv.mod_revision)
+    assert fields_of(entry)["spec.nodeName"] == "n1" and rv_of(entry[VALUE]) == str(kv.mod_revision)
     gone = await store.delete(key("a"))
     await cacher.wait_for_revision(gone.mod_revision)
     assert cacher.get(key("a")) is None
@@ -114,21 +114,21 @@ async def test_list_prefix_order_predicate_and_pages(store, make_cacher):
     await store.create(key("x", "ns2"), pod("x", "ns2"))
     cacher = await make_cacher()
     everything = cacher.list(PREFIX)
-    assert [e.key for e in everything.entries] == [key(n) for n in "abcd"] + [key("x", "ns2"), key("z", "other")]
+    assert [e[KEY] for e in everything.entries] == [key(n) for n in "abcd"] + [key("x", "ns2"), key("z", "other")]
     assert everything.revision == cacher.revision and not everything.more
-    assert [e.key for e in cacher.list(f"{PREFIX}ns/").entries] == [key(n) for n in "abcd"]
-    assert [e.key for e in cacher.list(PREFIX, predicate=app_is("web")).entries] == [key("a"), key("b")]
+    assert [e[KEY] for e in cacher.list(f"{PREFIX}ns/").entries] == [key(n) for n in "abcd"]
+    assert [e[KEY] for e in cacher.list(PREFIX, predicate=app_is("web")).entries] == [key("a"), key("b")]
 
     page = cacher.list(f"{PREFIX}ns/", limit=3)
-    assert [e.key for e in page.entries] == [key(n) for n in "abc"]
+    assert [e[KEY] for e in page.entries] == [key(n) for n in "abc"]
     assert page.more and page.remaining == 1
-    page = cacher.list(f"{PREFIX}ns/", limit=3, start_after=page.entries[-1].key, revision=page.revision)
-    assert [e.key for e in page.entries] == [key("d")] and not page.more and page.remaining == 0
+    page = cacher.list(f"{PREFIX}ns/", limit=3, start_after=page.entries[-1][KEY], revision=page.revision)
+    assert [e[KEY] for e in page.entries] == [key("d")] and not page.more and page.remaining == 0
 
     page = cacher.list(PREFIX, predicate=app_is("db"), limit=1)
-    assert [e.key for e in page.entries] == [key("c")] and page.more
+    assert [e[KEY] for e in page.entries] == [key("c")] and page.more
     page = cacher.list(PREFIX, predicate=app_is("db"), limit=1, start_after=key("c"))
-    assert [e.key for e in page.entries] == [key("d")] and not page.more
+    assert [e[KEY] for e in page.entries] == [key("d")] and not page.more
 
 
 async def test_list_at_an_older_revision_is_a_snapshot(store, make_cacher):
@@ -142,17 +142,17 @@ async def test_list_at_an_older_revision_is_a_snapshot(store, make_cacher):
     await cacher.wait_for_revision(c.mod_revision)
 
     then = cacher.list(PREFIX, revision=old)
-    assert [(e.key, e.revision, e.fields["spec.nodeName"]) for e in then.entries] == [
+    assert [(e[KEY], e[REVISION], fields_of(e)["spec.nodeName"]) for e in then.entries] == [
         (key("a"), a.mod_revision, ""),
         (key("b"), b.mod_revision, ""),
     ]
     assert then.revision == old
     first = cacher.list(PREFIX, revision=old, limit=1)
-    assert [e.key for e in first.entries] == [key("a")] and first.more
+    assert [e[KEY] for e in first.entries] == [key("a")] and first.more
     rest = cacher.list(PREFIX, revision=old, limit=1, start_after=key("a"))
-    assert [e.key for e in rest.entries] == [key("b")] and not rest.more
+    assert [e[KEY] for e in rest.entries] == [key("b")] and not rest.more
     now = cacher.list(PREFIX)
-    assert [e.key for e in now.entries] == [key("a"), key("c")]
+    assert [e[KEY] for e in now.entries] == [key("a"), key("c")]
     with pytest.raises(FutureRevisionError):
         cacher.list(PREFIX, revision=cacher.revision + 5)
 
@@ -173,7 +173,7 @@ async def test_revision_older_than_the_history_is_too_old(store, make_cacher):
     recent = cacher.watch(PREFIX, kv.mod_revision - 3)
     got = await events_of(recent, 3)
     await recent.aclose()
-    assert [e.entry.fields["spec.nodeName"] for e in got] == ["n2", "n3", "n4"]
+    assert [fields_of(e.entry)["spec.nodeName"] for e in got] == ["n2", "n3", "n4"]
 
 
 async def test_watch_from_a_revision_in_order_with_deleted_resource_version(store, make_cacher):
@@ -187,12 +187,12 @@ async def test_watch_from_a_revision_in_order_with_deleted_resource_version(stor
     gone = await store.delete(key("a"))
     got += await events_of(watch, 1)
     await watch.aclose()
-    assert [(e.type, e.revision, e.entry.revision, rv_of(e.entry.value)) for e in got] == [
+    assert [(e.type, e.revision, e.entry[REVISION], rv_of(e.entry[VALUE])) for e in got] == [
         ("ADDED", a.mod_revision, a.mod_revision, str(a.mod_revision)),
         ("MODIFIED", a2.mod_revision, a2.mod_revision, str(a2.mod_revision)),
         ("DELETED", gone.mod_revision, gone.mod_revision, str(gone.mod_revision)),
     ]
-    assert got[2].entry.fields["spec.nodeName"] == "n1"  # the last state, as deleted
+    assert fields_of(got[2].entry)["spec.nodeName"] == "n1"  # the last state, as deleted
 
 
 async def test_watch_namespace_prefix(store, make_cacher):
@@ -216,13 +216,13 @@ async def test_predicate_turns_moves_into_and_out_of_the_selection_into_added_an
     b = await store.create(key("b"), pod("b", labels={"app": "web"}))
     got = await events_of(watch, 4)
     await watch.aclose()
-    assert [(e.type, e.entry.key) for e in got] == [
+    assert [(e.type, e.entry[KEY]) for e in got] == [
         ("ADDED", key("a")),
         ("MODIFIED", key("a")),
         ("DELETED", key("a")),
         ("ADDED", key("b")),
     ]
-    assert got[2].entry.labels == {"app": "db"}  # leaving the selection sends the new state
+    assert labels_of(got[2].entry) == {"app": "db"}  # leaving the selection sends the new state
     assert got[3].revision == b.mod_revision
 
 
@@ -267,7 +267,7 @@ async def test_bookmarks_tell_the_newest_revision_when_idle(store, make_cacher):
     await cacher.wait_for_revision(other.mod_revision)
     event = await asyncio.wait_for(watch.__anext__(), 5)
     await watch.aclose()
-    assert event.type == "BOOKMARK" and event.entry.key == "" and event.entry.value == b""
+    assert event.type == "BOOKMARK" and event.entry[KEY] == "" and event.entry[VALUE] == b""
     assert event.revision == other.mod_revision
 
 
@@ -297,7 +297,7 @@ async def test_relists_when_the_storage_watch_falls_too_far_behind(make_cacher):
             kv = await store.update(key("a"), pod("a", node=f"n{i}"), expected_revision=kv.mod_revision)
         await store.compact(kv.mod_revision)
         await cacher.wait_for_revision(kv.mod_revision)
-        assert cacher.get(key("a")).fields["spec.nodeName"] == "n4"
+        assert fields_of(cacher.get(key("a")))["spec.nodeName"] == "n4"
         with pytest.raises(CompactedError):
             async for _ in watch:
                 pass

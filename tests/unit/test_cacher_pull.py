@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pybernetes.apiserver.watch import json_line
-from pybernetes.storage.cacher import Cacher
+from pybernetes.storage.cacher import KEY, Cacher
 from pybernetes.storage.interface import CompactedError
 from pybernetes.storage.memory import MemoryStorage
 
@@ -74,7 +74,7 @@ async def test_backlog_from_history_and_too_old_revision(cacher):
         await store.create(PREFIX + f"ns/{name}", cm(name))
     await applied(cacher, 2)
     watcher = cacher.open_watch(PREFIX, start)
-    assert [watcher.pop().entry.key for _ in range(2)] == [PREFIX + "ns/a", PREFIX + "ns/b"]
+    assert [watcher.pop().entry[KEY] for _ in range(2)] == [PREFIX + "ns/a", PREFIX + "ns/b"]
     watcher.close()
     for name in ("c", "d", "e"):
         await store.create(PREFIX + f"ns/{name}", cm(name))

@@ -10,7 +10,7 @@ from pybernetes.apiserver import bodies
 from pybernetes.apiserver.negotiation import JSON_TARGET, Target
 from pybernetes.apiserver.watch import EventEncoder, error_event
 from pybernetes.machinery.errors import StatusError, expired
-from pybernetes.storage.cacher import CacheEvent, Entry
+from pybernetes.storage.cacher import CacheEvent, make_entry
 
 
 def test_drop_path_removes_nested_fields_only():
@@ -55,7 +55,7 @@ RES = ResourceDef("", "v1", "configmaps", "ConfigMap", "configmap", True)
 
 
 def _event(kind: str, obj: dict, rev: int) -> CacheEvent:
-    return CacheEvent(kind, Entry("/registry/configmaps/d/x", rev, orjson.dumps(obj), {}, {}), rev)
+    return CacheEvent(kind, make_entry("/registry/configmaps/d/x", rev, orjson.dumps(obj), {}, {}), rev)
 
 
 def test_json_events_join_stored_bytes():
@@ -77,7 +77,7 @@ def test_table_events_and_bookmarks():
     assert first["object"]["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
     second = orjson.loads(encoder.encode(_event("DELETED", obj, 6)))
     assert second["type"] == "DELETED" and "columnDefinitions" not in second["object"]
-    bookmark = CacheEvent("BOOKMARK", Entry("", 9, b"", {}, {}), 9)
+    bookmark = CacheEvent("BOOKMARK", make_entry("", 9, b"", {}, {}), 9)
     plain = orjson.loads(EventEncoder(RES, JSON_TARGET, "Metadata").encode(bookmark))
     assert plain == {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "apiVersion": "v1",
                                                     "metadata": {"resourceVersion": "9"}}}

@@ -17,6 +17,8 @@ from store_suite import (
     widget,
 )
 
+from pybernetes.storage.cacher import KEY
+
 
 class DeleteSuite(StoreFixtures):
     async def test_delete_answers_status_or_object(self, stores):
@@ -122,7 +124,7 @@ class DeleteSuite(StoreFixtures):
         deleted = await cms.delete_collection("default", opts(label_selector="team=x"), {}, W())
         assert sorted(o["metadata"]["name"] for o in deleted) == ["a", "b"]
         page = await cms.list("default", opts())
-        assert [e.key.rsplit("/", 1)[1] for e in page.entries] == ["c"]
+        assert [e[KEY].rsplit("/", 1)[1] for e in page.entries] == ["c"]
         await unchanged(
             stores, cms.delete_collection("default", opts(), {"propagationPolicy": "Nope"}, W()), 422
         )

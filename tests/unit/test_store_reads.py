@@ -18,10 +18,11 @@ from store_suite import (
 )
 
 from pybernetes.apiserver import store_read
+from pybernetes.storage.cacher import VALUE
 
 
 def names(page) -> list[str]:
-    return [orjson.loads(e.value)["metadata"]["name"] for e in page.entries]
+    return [orjson.loads(e[VALUE])["metadata"]["name"] for e in page.entries]
 
 
 async def next_event(iterator, wait: float = 5.0):
@@ -131,10 +132,10 @@ class WatchSuite(StoreFixtures):
         await w.create("default", widget("a"), W())
         events = w.watch("default", opts())
         first = await next_event(events)
-        assert first.type == "ADDED" and orjson.loads(first.entry.value)["metadata"]["name"] == "a"
+        assert first.type == "ADDED" and orjson.loads(first.entry[VALUE])["metadata"]["name"] == "a"
         await w.patch("default", "a", "application/merge-patch+json", b'{"spec":{"size":2}}', W())
         second = await next_event(events)
-        assert second.type == "MODIFIED" and orjson.loads(second.entry.value)["spec"]["size"] == 2
+        assert second.type == "MODIFIED" and orjson.loads(second.entry[VALUE])["spec"]["size"] == 2
         await w.delete("default", "a", {}, W())
         assert (await next_event(events)).type == "DELETED"
         await events.aclose()
@@ -147,15 +148,15 @@ class WatchSuite(StoreFixtures):
         await w.create("default", widget("b", color="blue"), W())
         await w.create("default", widget("c", color="red"), W())
         event = await next_event(events)
-        assert event.type == "ADDED" and orjson.loads(event.entry.value)["metadata"]["name"] == "c"
+        assert event.type == "ADDED" and orjson.loads(event.entry[VALUE])["metadata"]["name"] == "c"
         await events.aclose()
         single = w.watch("default", opts(resource_version="0"), name="b")
         event = await next_event(single)
-        assert orjson.loads(event.entry.value)["metadata"]["name"] == "b"
+        assert orjson.loads(event.entry[VALUE])["metadata"]["name"] == "b"
         await w.create("default", widget("d"), W())
         await w.patch("default", "b", "application/merge-patch+json", b'{"spec":{"size":7}}', W())
         event = await next_event(single)
-        assert event.type == "MODIFIED" and orjson.loads(event.entry.value)["metadata"]["name"] == "b"
+        assert event.type == "MODIFIED" and orjson.loads(event.entry[VALUE])["metadata"]["name"] == "b"
         await single.aclose()
 
     async def test_too_old_resource_version_is_expired(self, small_stores):
@@ -177,7 +178,7 @@ class WatchSuite(StoreFixtures):
         assert first.type == "ADDED"
         marker = await next_event(events)
         assert marker.type == "BOOKMARK"
-        meta = orjson.loads(marker.entry.value)["metadata"]
+        meta = orjson.loads(marker.entry[VALUE])["metadata"]
         assert meta["annotations"] == {"k8s.io/initial-events-end": "true"}
         bookmark = await next_event(events)
         assert bookmark.type == "BOOKMARK" and bookmark.revision >= marker.revision

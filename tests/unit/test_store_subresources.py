@@ -19,6 +19,7 @@ from store_suite import (
 )
 
 from pybernetes.apiserver.store import Stores
+from pybernetes.storage.cacher import VALUE
 
 MERGE = "application/merge-patch+json"
 
@@ -146,7 +147,7 @@ class ServiceAllocationSuite(StoreFixtures):
             kubernetes = await again.get("default", "kubernetes")
             assert kubernetes["spec"]["clusterIP"] == "10.43.0.1"
             listing = await again.list("default", opts())
-            names = sorted(orjson.loads(e.value)["metadata"]["name"] for e in listing.entries)
+            names = sorted(orjson.loads(e[VALUE])["metadata"]["name"] for e in listing.entries)
             assert names == ["a", "kubernetes"]
         finally:
             await restarted.stop()

@@ -21,6 +21,7 @@ from pybernetes.apiserver import negotiation, tables
 from pybernetes.apiserver.negotiation import Target
 from pybernetes.apiserver.store import ListPage
 from pybernetes.machinery.errors import StatusError
+from pybernetes.storage.cacher import VALUE
 
 JSON = "application/json"
 
@@ -80,7 +81,7 @@ def list_json(res: ResourceDef, page: ListPage) -> bytes:
     """``{"kind":"PodList",...,"items":[...]}`` by joining the stored JSON of the entries."""
     head = orjson.dumps({"kind": res.list_kind, "apiVersion": res.api_version,
                          "metadata": list_meta(page)})
-    return b"".join((head[:-1], b',"items":[', b",".join([e.value for e in page.entries]), b"]}"))
+    return b"".join((head[:-1], b',"items":[', b",".join([e[VALUE] for e in page.entries]), b"]}"))
 
 
 def encode_object(res: ResourceDef, obj: dict[str, Any], target: Target, include_object: str,
@@ -100,7 +101,7 @@ def encode_object(res: ResourceDef, obj: dict[str, Any], target: Target, include
 def encode_list(res: ResourceDef, page: ListPage, target: Target, include_object: str) -> web.Response:
     if target.kind == "json" and target.encoding == "json":
         return json_bytes(list_json(res, page))
-    objs = [orjson.loads(e.value) for e in page.entries]
+    objs = [orjson.loads(e[VALUE]) for e in page.entries]
     meta = list_meta(page)
     if target.kind == "table":
         converted = tables.to_table(res, objs, list_meta=meta, include_object=include_object,

@@ -41,7 +41,7 @@ from pybernetes.machinery.errors import (
     not_found,
 )
 from pybernetes.machinery.meta import clone, generate_name, new_uid, now_rfc3339
-from pybernetes.storage.cacher import Cacher
+from pybernetes.storage.cacher import VALUE, Cacher
 from pybernetes.storage.interface import (
     KeyExistsError,
     KeyNotFoundError,
@@ -402,7 +402,7 @@ class ResourceStore(ReadSide, SubresourceSide):
         page = await self.list(namespace, listing)
         out: list[Obj] = []
         for entry in page.entries:
-            meta = orjson.loads(entry.value)["metadata"]
+            meta = orjson.loads(entry[VALUE])["metadata"]
             try:
                 result = await self.delete(meta.get("namespace"), meta["name"], options, opts)
             except StatusError as err:
@@ -459,7 +459,7 @@ class Stores:
         services = self.find("", "services")
         if services is not None:
             listing = services.cacher.list(ms.key_root(services.res))
-            self.allocator.rebuild([orjson.loads(e.value) for e in listing.entries])
+            self.allocator.rebuild([orjson.loads(e[VALUE]) for e in listing.entries])
         await bootstrap.ensure_defaults(self)
         self._ready = True
 
@@ -485,7 +485,7 @@ class Stores:
         key = ms.key_root(namespaces.res) + namespace
         entry = namespaces.cacher.get(key)
         if entry is not None:
-            raw = entry.value
+            raw = entry[VALUE]
         else:
             kv = await self.storage.get(key)
             if kv is None:

@@ -30,7 +30,7 @@ from pybernetes.machinery.errors import (
     not_supported,
     timeout,
 )
-from pybernetes.storage.cacher import CacheEvent, Entry, Predicate
+from pybernetes.storage.cacher import KEY, REVISION, VALUE, CacheEvent, Entry, Predicate, make_entry
 from pybernetes.storage.cachewatch import CacheWatcher
 from pybernetes.storage.interface import CompactedError, FutureRevisionError
 
@@ -168,7 +168,7 @@ class ReadSide:
 
     @staticmethod
     def decode_entry(entry: Entry) -> Obj:
-        return orjson.loads(entry.value)
+        return orjson.loads(entry[VALUE])
 
     # -- get ------------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ class ReadSide:
         entry = self.cacher.get(key)
         if entry is None:
             raise self._not_found(name)
-        return orjson.loads(entry.value)
+        return orjson.loads(entry[VALUE])
 
     # -- list -----------------------------------------------------------------------------
 
@@ -232,7 +232,7 @@ class ReadSide:
             ) from None
         page = ListPage(entries=result.entries, resource_version=str(result.revision))
         if result.more and result.entries:
-            page.continue_token = encode_continue(result.revision, result.entries[-1].key, root)
+            page.continue_token = encode_continue(result.revision, result.entries[-1][KEY], root)
             page.remaining_item_count = result.remaining
         return page
 
@@ -323,7 +323,7 @@ class StoreWatch:
                 "apiVersion": store.res.api_version,
                 "metadata": {"resourceVersion": str(start), "annotations": {INITIAL_EVENTS_END: "true"}},
             }
-            self._marker = CacheEvent("BOOKMARK", Entry("", start, orjson.dumps(marker), {}, {}), start)
+            self._marker = CacheEvent("BOOKMARK", make_entry("", start, orjson.dumps(marker)), start)
 
     def pop(self) -> CacheEvent | None:
         """The next event, None when none is ready; raises a StatusError (410 Expired) when
@@ -336,7 +336,7 @@ class StoreWatch:
             if index < len(entries):
                 self._index = index + 1
                 entry = entries[index]
-                return CacheEvent("ADDED", entry, entry.revision)
+                return CacheEvent("ADDED", entry, entry[REVISION])
             self._entries = None
             if self._marker is not None:
                 marker, self._marker = self._marker, None

@@ -42,7 +42,7 @@ class ListOptions:
 
 @dataclass(slots=True)
 class ListPage:
-    entries: list[Entry]  # each .value is the object's JSON bytes with resourceVersion set
+    entries: list[Entry]  # each entry[VALUE] is the object's JSON bytes with resourceVersion set
     resource_version: str
     continue_token: str = ""
     remaining_item_count: int | None = None

@@ -35,7 +35,7 @@ from pybernetes.apiserver.requestinfo import RequestInfo
 from pybernetes.apiserver.store import ListOptions, ResourceStore
 from pybernetes.apiserver.store_read import StoreWatch
 from pybernetes.machinery.errors import StatusError, internal_error
-from pybernetes.storage.cacher import CacheEvent
+from pybernetes.storage.cacher import VALUE, CacheEvent
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ _PREFIX = {
 
 
 def json_event(event: CacheEvent) -> bytes:
-    return b"".join((_PREFIX[event.type], event.entry.value, b"}\n"))
+    return b"".join((_PREFIX[event.type], event.entry[VALUE], b"}\n"))
 
 
 # The last plain JSON event encoded and its line: one event goes to every watcher of its
@@ -100,7 +100,7 @@ class EventEncoder:
             return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
         if self.plain:
             return json_line(event)
-        obj = orjson.loads(event.entry.value)
+        obj = orjson.loads(event.entry[VALUE])
         if self.target.kind == "table":
             converted = tables.to_table(self.res, [obj], include_object=self.include_object,
                                         version=self.target.version, with_columns=self.first_table)
@@ -113,10 +113,10 @@ class EventEncoder:
 
     def _bookmark(self, event: CacheEvent) -> dict[str, Any]:
         end = False
-        if event.entry.value:
+        if event.entry[VALUE]:
             # The store may hand a ready bookmark object (initial-events-end annotation).
             with contextlib.suppress(orjson.JSONDecodeError):
-                meta = orjson.loads(event.entry.value).get("metadata") or {}
+                meta = orjson.loads(event.entry[VALUE]).get("metadata") or {}
                 end = (meta.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true"
         obj = bookmark_object(self.res, event.revision, end)
         if self.target.kind == "table":

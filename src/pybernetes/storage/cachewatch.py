@@ -1,12 +1,14 @@
 """The parts of the watch cache that hold events: the history ring and the per-watcher queue.
 
-``History`` is a bounded ring of recent changes (each a CacheEvent with the entry it
-replaced), searchable by revision.  ``CacheWatcher`` is one client watch's bounded queue;
-the cacher appends to it synchronously (never waiting), and a watcher whose queue is full is
-ended instead of slowing the writer.  Its consumer pulls from it (``pop``/``wait``), so an
+``History`` is a bounded ring of recent changes, searchable by revision; each is a plain
+tuple ``(type, entry, prev)``: the event type and the entries it put and replaced (tuples
+the garbage collector does not track).  ``CacheWatcher`` is one client watch's bounded
+queue; the cacher appends to it synchronously (never waiting), and a watcher whose queue is
+full is ended instead of slowing the writer.  Its consumer pulls from it (``pop``/``wait``), so an
 open watch is a queue and, while idle, one future: no task or generator of its own.
-``select`` turns one change into what a watcher with a predicate must see (an update
-entering the selection is ADDED, leaving it is DELETED).
+``select(type, now, before, predicate)`` is the event type a watcher with a predicate must
+see of one change (an update entering the selection is ADDED, leaving it is DELETED), or
+None.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Protocol
 
-from pybernetes.storage.cacher_types import CacheEvent, Entry, Predicate
+from pybernetes.storage.cacher_types import REVISION, CacheEvent, Entry, Fields, Labels, Predicate
 
 
 class WatcherOwner(Protocol):
@@ -30,8 +32,9 @@ class WatcherOwner(Protocol):
     def unregister(self, watcher: CacheWatcher) -> None: ...
 
 
-# One remembered change: the event and the entry it replaced (None for a creation).
-Change = tuple[CacheEvent, Entry | None]
+# One remembered change: the event's type, the entry it put (for DELETED: the last entry at
+# the deletion's revision) and the entry it replaced (None for a creation); plain tuples.
+Change = tuple[str, Entry, Entry | None]
 
 
 class History:
@@ -50,7 +53,7 @@ class History:
 
     def append(self, change: Change) -> int | None:
         """Remember a change; returns the revision of the change forgotten to make room."""
-        self._revisions.append(change[0].revision)
+        self._revisions.append(change[1][REVISION])
         self._changes.append(change)
         if len(self._revisions) - self._head <= self.capacity:
             return None
@@ -77,21 +80,23 @@ class History:
         self._head = 0
 
 
-def select(event: CacheEvent, prev: Entry | None, predicate: Predicate) -> CacheEvent | None:
-    """What a watcher with ``predicate`` sees of a change (None: nothing)."""
+def select(kind: str, now: tuple[Labels, Fields], before: tuple[Labels, Fields] | None,
+           predicate: Predicate) -> str | None:
+    """The event type a watcher with ``predicate`` sees of a change (None: nothing), given
+    the (labels, fields) of the change's entry and, for MODIFIED, of the entry it replaced
+    (``attrs_of``; made once per change for all the watchers that need them)."""
     if predicate is None:
-        return event
-    entry = event.entry
-    now = predicate(entry.labels, entry.fields)
-    if event.type != "MODIFIED":
-        return event if now else None
-    before = prev is not None and predicate(prev.labels, prev.fields)
-    if now and before:
-        return event
-    if now:
-        return CacheEvent("ADDED", entry, event.revision)
-    if before:
-        return CacheEvent("DELETED", entry, event.revision)
+        return kind
+    matches = predicate(*now)
+    if kind != "MODIFIED":
+        return kind if matches else None
+    was = before is not None and predicate(*before)
+    if matches and was:
+        return kind
+    if matches:
+        return "ADDED"
+    if was:
+        return "DELETED"
     return None
 
 
@@ -167,7 +172,7 @@ class CacheWatcher:
             self._bookmark_due = False
             if not self.done and self._owner is not None:
                 mark = max(self._owner.revision, self.floor)
-                return CacheEvent("BOOKMARK", Entry("", mark, b"", {}, {}), mark)
+                return CacheEvent("BOOKMARK", ("", mark, b"", (), ()), mark)
         return None
 
     def wait(self) -> asyncio.Future[None]:
