@@ -26,7 +26,7 @@ from pathlib import Path
 
 import orjson
 
-from pybernetes.storage.cacher import Cacher
+from pybernetes.storage.cacher import VALUE, Cacher
 from pybernetes.storage.sqlite import SQLiteStorage
 
 CONFIGMAP = orjson.dumps(
@@ -216,7 +216,7 @@ async def bench_memory(directory: Path, pods: int) -> tuple[float, float, float,
         for _ in range(5):
             started = time.perf_counter()
             page = cacher.list("/registry/pods/")
-            body = b",".join(e.value for e in page.entries)
+            body = b",".join(e[VALUE] for e in page.entries)
             times.append((time.perf_counter() - started) * 1000)
         await cacher.stop()
         return grown, start_s, statistics.median(times), len(body)
