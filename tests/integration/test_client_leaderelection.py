@@ -112,6 +112,23 @@ async def test_release_on_cancel_hands_over_at_once(client):
         await b.cancel()
 
 
+async def test_release_after_an_unseen_renewal_still_frees_the_lease(client):
+    """A renewal that lands while the leader is cancelled leaves its resourceVersion stale;
+    the release must read the lease again rather than give up on the conflict."""
+    a = Candidate(client, "a", release_on_cancel=True)
+    a.start()
+    try:
+        await until(lambda: a.working)
+        lease = await client.get(LEASES, "ctrl", "kube-system")
+        lease["spec"]["renewTime"] = lease["spec"]["renewTime"][:-3] + "1Z"  # same holder
+        await client.update(LEASES, lease, "kube-system")  # the elector has not seen this
+        await a.cancel()
+        lease = await client.get(LEASES, "ctrl", "kube-system")
+        assert lease["spec"]["holderIdentity"] == ""
+    finally:
+        await a.cancel()
+
+
 async def test_a_leader_that_cannot_renew_stops_leading(server_starter, tmp_path):
     server, runner = await server_starter(tmp_path / "data")
     client = RestClient(Config(servers=[server.url]), retry_backoff=Backoff(0.02, 0.05))

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LEASES = ("coordination.k8s.io", "v1", "leases")
 JITTER_FACTOR = 1.2
+RELEASE_ATTEMPTS = 3  # conflicts tolerated while giving the lease up
 Obj = dict[str, Any]
 
 
@@ -202,15 +203,26 @@ class LeaderElector:
             await _call(self.on_stopped_leading)
 
     async def _release(self) -> None:
-        """Give the lease up: no holder, a 1 s duration, so the next candidate takes it."""
+        """Give the lease up: no holder, a 1 s duration, so the next candidate takes it.
+
+        A renewal cut short by the cancellation may have landed without being seen, leaving
+        the observed resourceVersion stale: on a conflict the lease is read again and
+        released if it is still ours."""
         if self._observed is None or self._observed.get("holderIdentity") != self.identity:
             return
-        now = now_rfc3339_micro()
-        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                 "metadata": {"name": self.name, "namespace": self.namespace,
-                              "resourceVersion": self._observed_rv},
-                 "spec": {"holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": now,
-                          "renewTime": now,
-                          "leaseTransitions": int(self._observed.get("leaseTransitions") or 0)}}
         async with asyncio.timeout(self.renew_deadline):
-            await self.client.update(LEASES, lease, self.namespace)
+            for _ in range(RELEASE_ATTEMPTS):
+                now = now_rfc3339_micro()
+                lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                         "metadata": {"name": self.name, "namespace": self.namespace,
+                                      "resourceVersion": self._observed_rv},
+                         "spec": {"holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": now,
+                                  "renewTime": now,
+                                  "leaseTransitions": int(self._observed.get("leaseTransitions") or 0)}}
+                try:
+                    await self.client.update(LEASES, lease, self.namespace)
+                    return
+                except Conflict:
+                    self._observe(await self.client.get(LEASES, self.name, self.namespace))
+                    if self._observed.get("holderIdentity") != self.identity:
+                        return
