@@ -242,6 +242,28 @@ class _PathBuilder:
     def _delete_body(self) -> Obj:
         return {"content": {"*/*": {"schema": _ref(f"{META}.DeleteOptions")}}}
 
+    def _read_replace_patch(
+        self, path: Obj, verbs: set[str], suffix: str, what: str, gvk: tuple[str, str, str], schema: Obj
+    ) -> None:
+        """The get, put and patch operations of one object path (``what``: "the specified
+        Pod" or "status of the specified Pod")."""
+        if "get" in verbs:
+            path["get"] = self._op(
+                "get", f"read{suffix}", f"read {what}", gvk, responses=_responses(("200",), schema)
+            )
+        if "update" in verbs:
+            path["put"] = self._op(
+                "put",
+                f"replace{suffix}",
+                f"replace {what}",
+                gvk,
+                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
+                requestBody={"content": {"*/*": {"schema": schema}}, "required": True},
+                responses=_responses(("200", "201"), schema),
+            )
+        if "patch" in verbs:
+            path["patch"] = self._patch_op(f"patch{suffix}", f"partially update {what}", gvk, schema)
+
     def _item_ops(
         self,
         item: Obj,
@@ -251,28 +273,7 @@ class _PathBuilder:
         suffix: str,
         verbs: set[str],
     ) -> None:
-        if "get" in verbs:
-            item["get"] = self._op(
-                "get",
-                f"read{suffix}",
-                f"read the specified {res.kind}",
-                gvk,
-                responses=_responses(("200",), schema),
-            )
-        if "update" in verbs:
-            item["put"] = self._op(
-                "put",
-                f"replace{suffix}",
-                f"replace the specified {res.kind}",
-                gvk,
-                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-                requestBody={"content": {"*/*": {"schema": schema}}, "required": True},
-                responses=_responses(("200", "201"), schema),
-            )
-        if "patch" in verbs:
-            item["patch"] = self._patch_op(
-                f"patch{suffix}", f"partially update the specified {res.kind}", gvk, schema
-            )
+        self._read_replace_patch(item, verbs, suffix, f"the specified {res.kind}", gvk, schema)
         if "delete" in verbs:
             item["delete"] = self._op(
                 "delete",
@@ -367,28 +368,8 @@ class _PathBuilder:
             )
             return
         verbs = set(sub.verbs)
-        if "get" in verbs:
-            path["get"] = self._op(
-                "get",
-                f"read{op_suffix}",
-                f"read {sub.name} of the specified {res.kind}",
-                gvk,
-                responses=_responses(("200",), schema),
-            )
-        if "update" in verbs:
-            path["put"] = self._op(
-                "put",
-                f"replace{op_suffix}",
-                f"replace {sub.name} of the specified {res.kind}",
-                gvk,
-                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-                requestBody={"content": {"*/*": {"schema": schema}}, "required": True},
-                responses=_responses(("200", "201"), schema),
-            )
-        if "patch" in verbs:
-            path["patch"] = self._patch_op(
-                f"patch{op_suffix}", f"partially update {sub.name} of the specified {res.kind}", gvk, schema
-            )
+        self._read_replace_patch(path, verbs, op_suffix, f"{sub.name} of the specified {res.kind}",
+                                 gvk, schema)
         if "create" in verbs:
             path["post"] = self._op(
                 "post",
