@@ -202,15 +202,7 @@ class _PathBuilder:
                 responses=_responses(("200",), list_schema, WATCH_RESPONSE_TYPES),
             )
         if collection is not None and "create" in verbs:
-            collection["post"] = self._op(
-                "post",
-                f"create{suffix}",
-                f"create a {res.kind}",
-                gvk,
-                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-                requestBody={"content": {"*/*": {"schema": kind_schema}}, "required": True},
-                responses=_responses(("200", "201", "202"), kind_schema),
-            )
+            collection["post"] = self._create_op(f"create{suffix}", f"create a {res.kind}", gvk, kind_schema)
         if collection is not None and "deletecollection" in verbs:
             collection["delete"] = self._op(
                 "deletecollection",
@@ -241,6 +233,17 @@ class _PathBuilder:
 
     def _delete_body(self) -> Obj:
         return {"content": {"*/*": {"schema": _ref(f"{META}.DeleteOptions")}}}
+
+    def _create_op(self, operation_id: str, summary: str, gvk: tuple[str, str, str], schema: Obj) -> Obj:
+        return self._op(
+            "post",
+            operation_id,
+            summary,
+            gvk,
+            parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
+            requestBody={"content": {"*/*": {"schema": schema}}, "required": True},
+            responses=_responses(("200", "201", "202"), schema),
+        )
 
     def _read_replace_patch(
         self, path: Obj, verbs: set[str], suffix: str, what: str, gvk: tuple[str, str, str], schema: Obj
@@ -371,14 +374,8 @@ class _PathBuilder:
         self._read_replace_patch(path, verbs, op_suffix, f"{sub.name} of the specified {res.kind}",
                                  gvk, schema)
         if "create" in verbs:
-            path["post"] = self._op(
-                "post",
-                f"create{op_suffix}",
-                f"create {sub.name} of a {res.kind}",
-                gvk,
-                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-                requestBody={"content": {"*/*": {"schema": schema}}, "required": True},
-                responses=_responses(("200", "201", "202"), schema),
+            path["post"] = self._create_op(
+                f"create{op_suffix}", f"create {sub.name} of a {res.kind}", gvk, schema
             )
 
 

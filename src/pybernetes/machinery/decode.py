@@ -25,6 +25,7 @@ import orjson
 import yaml
 
 from pybernetes.machinery.errors import StatusError, bad_request, unsupported_media_type
+from pybernetes.machinery.patch._json import json_kind
 
 JSON_TYPES = frozenset(
     {
@@ -91,22 +92,8 @@ def decode_body(
             f"{ACCEPTED_MEDIA}"
         )
     if require_object and not isinstance(value, dict):
-        raise _decode_error(_NOT_AN_OBJECT.format(_go_kind(value)), body, kind, prefix=True)
+        raise _decode_error(_NOT_AN_OBJECT.format(json_kind(value)), body, kind, prefix=True)
     return value, duplicates
-
-
-def _go_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    return "number"
 
 
 def _decode_error(detail: str, body: bytes, kind: str, *, prefix: bool) -> StatusError:
