@@ -1,22 +1,31 @@
-"""The ``pybernetes`` command: ``server`` runs the API server, ``up`` the whole cluster.
+"""The ``pybernetes`` command: ``server`` runs the control plane, ``up`` the whole cluster,
+``controller-manager`` the controllers alone.
 
 ``pybernetes server --data-dir DIR --port PORT`` keeps its store under DIR (default
 /var/lib/pybernetes as root, else ~/.local/share/pybernetes), listens on 127.0.0.1 only
 (until the security issue adds TLS and credentials), writes the admin kubeconfig to
-DIR/kubeconfig.yaml and prints how to point kubectl at it.  ``pybernetes up`` takes the same
-flags; for now it runs the API server on the embedded store, later it supervises the
-control-plane and node processes.
+DIR/kubeconfig.yaml and prints how to point kubectl at it; once the API server listens it
+starts ``pybernetes controller-manager`` as a supervised child process (restarted if it
+exits, stopped with the server).  ``pybernetes up`` takes the same flags; later it also
+supervises the scheduler and the node agent.
+
+``pybernetes controller-manager --kubeconfig FILE`` runs the controllers under leader
+election (the flags follow kube-controller-manager's: ``--controllers``, ``--leader-elect*``,
+``--kube-api-qps``, ``--cluster-cidr`` ...) and exits 1 when it loses the lease.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
 
 import yaml
+
+from pybernetes.cli.supervise import Supervised, python_command
 
 LISTEN_HOST = "127.0.0.1"
 DEFAULT_PORT = 6443
@@ -64,6 +73,61 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-cidr", default="10.43.0.0/16", help="ClusterIP range of Services")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error", "critical"))
+    parser.add_argument("--disable-controller-manager", action="store_true",
+                        help="do not start the controller manager")
+    parser.add_argument("--controllers", default="*",
+                        help="controllers the controller manager runs (default *: all)")
+
+
+def _duration(text: str) -> float:
+    """``15s``, ``1m``, ``500ms`` or plain seconds."""
+    text = text.strip()
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * scale
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 15s, 1m)") from None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+
+
+def _workers(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        name, sep, count = item.partition("=")
+        if not sep or not count.isdigit() or int(count) < 1:
+            raise argparse.ArgumentTypeError(f"invalid worker count {item!r} (want name=N, N >= 1)")
+        out[name] = int(count)
+    return out
+
+
+def _add_controller_manager_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", type=Path, default=None,
+                        help="kubeconfig of the API server (default: $KUBECONFIG or ~/.kube/config)")
+    parser.add_argument("--controllers", default="*",
+                        help="comma-separated: * for all, NAME to add, -NAME to leave out")
+    parser.add_argument("--workers", type=_workers, default={},
+                        help="worker counts per controller, e.g. deployment=10,replicaset=10")
+    parser.add_argument("--leader-elect", type=_bool, default=True, metavar="BOOL")
+    parser.add_argument("--leader-elect-lease-duration", type=_duration, default=15.0, metavar="DURATION")
+    parser.add_argument("--leader-elect-renew-deadline", type=_duration, default=10.0, metavar="DURATION")
+    parser.add_argument("--leader-elect-retry-period", type=_duration, default=2.0, metavar="DURATION")
+    parser.add_argument("--leader-elect-identity", default="", help="default: hostname_uuid")
+    parser.add_argument("--kube-api-qps", type=float, default=1000.0)
+    parser.add_argument("--kube-api-burst", type=int, default=2000)
+    parser.add_argument("--cluster-cidr", default="10.42.0.0/16", help="pod addresses (node IPAM)")
+    parser.add_argument("--node-cidr-mask-size", type=int, default=24)
+    parser.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
+    parser.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warning", "error", "critical"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +135,57 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server = commands.add_parser("server", help="run the API server on the embedded store")
     _add_server_flags(server)
-    up = commands.add_parser("up", help="run the cluster on this machine (for now: the API server)")
+    up = commands.add_parser("up", help="run the cluster on this machine (for now: the control plane)")
     _add_server_flags(up)
+    cm = commands.add_parser("controller-manager", help="run the controllers under leader election")
+    _add_controller_manager_flags(cm)
     return parser
+
+
+def run_controller_manager(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from pybernetes.client.kubeconfig import ConfigError, load_config, load_kubeconfig
+    from pybernetes.client.rest import RestClient
+    from pybernetes.controllers import registry
+    from pybernetes.controllers.manager import ControllerManager, LeaderElection, run_leader_elected
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        names = registry.select(args.controllers)
+        config = load_kubeconfig(args.kubeconfig) if args.kubeconfig else load_config()
+    except (ValueError, ConfigError, OSError) as exc:
+        print(f"pybernetes controller-manager: {exc}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.workers) - set(registry.CONTROLLERS))
+    if unknown:
+        print(f"pybernetes controller-manager: --workers names unknown controllers: {', '.join(unknown)}",
+              file=sys.stderr)
+        return 2
+    config.qps, config.burst = args.kube_api_qps, args.kube_api_burst
+    config.user_agent = "pybernetes-controller-manager"
+    election = LeaderElection(enabled=args.leader_elect, lease_duration=args.leader_elect_lease_duration,
+                              renew_deadline=args.leader_elect_renew_deadline,
+                              retry_period=args.leader_elect_retry_period,
+                              identity=args.leader_elect_identity)
+    if election.enabled and not (election.lease_duration > election.renew_deadline
+                                 > 1.2 * election.retry_period):
+        print("pybernetes controller-manager: need lease duration > renew deadline > 1.2 x retry period",
+              file=sys.stderr)
+        return 2
+    options = {"cluster_cidr": args.cluster_cidr, "node_cidr_mask_size": args.node_cidr_mask_size,
+               "terminated_pod_gc_threshold": args.terminated_pod_gc_threshold}
+
+    async def main() -> int:
+        client = RestClient(config)
+        try:
+            manager = ControllerManager(client, names, workers=args.workers, options=options)
+            return await run_leader_elected(client, manager, election)
+        finally:
+            await client.close()
+
+    return uvloop.run(main())
 
 
 def run_api_server(args: argparse.Namespace) -> int:
@@ -94,8 +206,29 @@ def run_api_server(args: argparse.Namespace) -> int:
     print(f"pybernetes API server: http://{LISTEN_HOST}:{args.port} (data in {data_dir})", flush=True)
     print(f"  export KUBECONFIG={kubeconfig}", flush=True)
     print("  kubectl get namespaces", flush=True)
+    children: list[Supervised] = []
+    if not args.disable_controller_manager:
+        children.append(Supervised("controller-manager", python_command(
+            "controller-manager", "--kubeconfig", str(kubeconfig), "--controllers", args.controllers,
+            "--log-level", args.log_level)))
+
+    async def serve() -> None:
+        ready = asyncio.Event()
+        server = asyncio.create_task(run_server(config, ready=ready), name="api-server")
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        try:
+            if ready.is_set():
+                for child in children:
+                    child.start()
+            await server
+        finally:
+            for child in reversed(children):
+                await child.stop()
+
     try:
-        uvloop.run(run_server(config))
+        uvloop.run(serve())
     except OSError as exc:
         print(f"pybernetes: {exc}", file=sys.stderr)
         return 1
@@ -106,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command in ("server", "up"):
         raise SystemExit(run_api_server(args))
+    if args.command == "controller-manager":
+        raise SystemExit(run_controller_manager(args))
     raise SystemExit(2)
 
 
