@@ -92,7 +92,8 @@ async def wait_for_api(client: RestClient, within: float = 60.0) -> None:
     async with asyncio.timeout(within):
         while True:
             try:
-                await client.send("GET", "/readyz")
+                resp = await client.open("GET", "/readyz", accept="text/plain")
+                resp.release()
                 return
             except (ApiError, ConnectionFailed) as exc:
                 log.info("waiting for the API server: %s", exc)
