@@ -5,13 +5,16 @@ manager, later the scheduler and the node agent) as its own OS process (DESIGN.m
 principle 1).  ``Supervised`` starts a command, and when it exits while it should be
 running — a controller manager exits non-zero when it loses its lease, as upstream's does —
 starts it again after a backoff (1 s doubling to 30 s, reset after a minute of running).
-``stop`` sends SIGTERM, waits, then SIGKILLs; the child is never left behind.
+``stop`` sends SIGTERM, waits, then SIGKILLs; the child is never left behind: it runs in
+its own session (a terminal's Ctrl-C reaches only the parent, which stops it in order) and
+gets SIGTERM from the kernel if the parent dies without stopping it (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 import sys
@@ -22,6 +25,17 @@ RESTART_INITIAL = 1.0
 RESTART_CAP = 30.0
 HEALTHY_AFTER = 60.0  # seconds of running that reset the restart backoff
 STOP_GRACE = 10.0
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent process dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def python_command(*args: str) -> list[str]:
@@ -46,7 +60,8 @@ class Supervised:
         loop = asyncio.get_running_loop()
         while not self._stopping:
             started = loop.time()
-            self.process = await asyncio.create_subprocess_exec(*self.argv, start_new_session=True)
+            self.process = await asyncio.create_subprocess_exec(*self.argv, start_new_session=True,
+                                                                preexec_fn=_die_with_parent)
             log.info("%s started (pid %d)", self.name, self.process.pid)
             code = await self.process.wait()
             if self._stopping:
