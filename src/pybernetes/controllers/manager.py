@@ -15,6 +15,7 @@ run while this process holds the controller-manager lease.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -51,6 +52,7 @@ class ControllerManager:
         self.controllers: dict[str, Controller] = {}
         self._tasks = TaskSet("controller-manager")
         self._started = False
+        self.freeze_after_sync = True
 
     async def start(self, *, wait_for_sync: float | None = 60.0) -> None:
         """Build the controllers, start the shared informers and every controller's workers;
@@ -68,6 +70,11 @@ class ControllerManager:
         if wait_for_sync is not None:
             if not await self.ctx.informers.wait_for_cache_sync(wait_for_sync):
                 log.warning("controller manager: caches not synced within %ss", wait_for_sync)
+            elif self.freeze_after_sync:
+                # The freshly filled caches are long-lived: move them out of the collector's
+                # sight, or every full collection walks them all (2x slower first bursts).
+                gc.collect()
+                gc.freeze()
 
     async def stop(self) -> None:
         await self._tasks.stop(grace=5.0)

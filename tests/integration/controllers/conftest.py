@@ -41,6 +41,7 @@ class ControllerCluster:
         client = RestClient(Config(servers=[self.url], qps=5000, burst=10000))
         cm = ControllerManager(client, list(names), workers=workers, clock=clock, options=options)
         cm.own_client = client  # type: ignore[attr-defined]
+        cm.freeze_after_sync = False  # tests share one process: keep everything collectable
         self.managers.append(cm)
         await cm.start(wait_for_sync=30)
         return cm
