@@ -154,8 +154,10 @@ def run_controller_manager(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         names = registry.select(args.controllers)
+        for name in names:  # a broken install fails here, not after winning the lease
+            registry.load(name)
         config = load_kubeconfig(args.kubeconfig) if args.kubeconfig else load_config()
-    except (ValueError, ConfigError, OSError) as exc:
+    except (ValueError, ConfigError, OSError, ImportError) as exc:
         print(f"pybernetes controller-manager: {exc}", file=sys.stderr)
         return 2
     unknown = sorted(set(args.workers) - set(registry.CONTROLLERS))

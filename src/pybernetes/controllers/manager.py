@@ -124,10 +124,16 @@ async def run_leader_elected(client: RestClient, manager: ControllerManager,
                 await manager.stop()
             return 0
 
+        failed = asyncio.Event()
+
         async def lead() -> None:
             try:
                 await manager.start()
                 await asyncio.Event().wait()
+            except Exception:
+                log.exception("the controllers failed to start")
+                failed.set()
+                raise
             finally:
                 await manager.stop()
 
@@ -139,12 +145,16 @@ async def run_leader_elected(client: RestClient, manager: ControllerManager,
             retry_period=election.retry_period, release_on_cancel=True)
         runner = asyncio.create_task(elector.run(), name="controller-manager/leader-election")
         stopper = asyncio.create_task(stop.wait(), name="controller-manager/signals")
-        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if stopper in done:
+        failure = asyncio.create_task(failed.wait(), name="controller-manager/failure")
+        done, _ = await asyncio.wait({runner, stopper, failure}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done or failure in done:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
-            return 0
+            stopper.cancel()
+            failure.cancel()
+            return 1 if failure in done else 0
         stopper.cancel()
+        failure.cancel()
         exc = runner.exception()
         if exc is not None:
             log.error("leader election failed: %r", exc)
