@@ -1,5 +1,9 @@
 """apps/v1 daemonsets: defaults (RollingUpdate maxUnavailable 1 maxSurge 0, history 10),
-validation, the selector immutable on update, status checks and the table."""
+validation, the selector immutable on update, status checks and the table.
+
+The template generation (upstream's internal spec.templateGeneration, written in apps/v1 as the
+``deprecated.daemonset.template.generation`` annotation): at least 1 on create, kept on update
+and bumped when the pod template changes (the DaemonSet controller labels pods with it)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from pybernetes.machinery.selectors import format_labels
 
 Obj = dict[str, Any]
 
+TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 STATUS_COUNTERS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady",
                    "observedGeneration", "updatedNumberScheduled", "numberAvailable", "numberUnavailable",
                    "collisionCount")
@@ -41,6 +46,15 @@ def default_daemonset(obj: Obj) -> None:
     default_rolling_strategy(spec, "updateStrategy", 1, 0)
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
+
+
+def template_generation(obj: Obj) -> int:
+    """The template generation an object carries in its annotation (0 when none or unreadable)."""
+    value = (dig(obj, "metadata", "annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
+    try:
+        return max(int(value), 0) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
 
 
 def validate_update_strategy(strategy: Any, path: str, errs: list[FieldError]) -> None:
@@ -88,6 +102,19 @@ class DaemonSetStrategy(WorkloadStrategy):
     def default(self, obj: Obj) -> None:
         default_daemonset(obj)
         super().default(obj)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        generation = max(template_generation(obj), 1)
+        ensure(obj, "metadata", "annotations")[TEMPLATE_GENERATION_ANNOTATION] = str(generation)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        generation = template_generation(old)
+        if dig(new, "spec", "template") != dig(old, "spec", "template"):
+            generation += 1
+        if generation > 0:
+            ensure(new, "metadata", "annotations")[TEMPLATE_GENERATION_ANNOTATION] = str(generation)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_daemonset_spec(obj.get("spec"))
