@@ -50,21 +50,13 @@ def services_selecting(services: list[Obj], pod: Obj) -> list[str]:
     return [key_of(s) for s in services if selects(service_selector(s), labels)]
 
 
-class EndpointsController(Controller):
-    name: ClassVar[str] = "endpoints"
-    component: ClassVar[str] = "endpoint-controller"
+class PodsOfServices:
+    """Pod handlers shared by the Endpoints and EndpointSlice controllers: a pod change
+    enqueues every Service selecting the pod (before and after a label change), and only
+    when something an endpoint shows changed.  Needs ``self.services`` and ``self.enqueue``."""
 
-    def setup(self) -> None:
-        self.services = self.informer(SERVICES)
-        self.pods = self.informer(PODS)
-        self.endpoints = self.informer(ENDPOINTS)
-        self.services.add_event_handler(self.enqueue, lambda old, new: self.enqueue(new),
-                                        lambda obj: self.enqueue(object_of(obj)))
-        self.pods.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
-        self.endpoints.add_event_handler(None, None, lambda obj: self.enqueue(object_of(obj)))
-        self.triggers = TriggerTimeTracker()
-
-    # -- handlers ---------------------------------------------------------------------------
+    services: Any
+    enqueue: Any
 
     def _services_for(self, pod: Obj) -> list[str]:
         ns = (pod.get("metadata") or {}).get("namespace") or ""
@@ -86,6 +78,23 @@ class EndpointsController(Controller):
 
     def _pod_deleted(self, item: Any) -> None:
         self._pod_added(object_of(item))
+
+
+class EndpointsController(PodsOfServices, Controller):
+    name: ClassVar[str] = "endpoints"
+    component: ClassVar[str] = "endpoint-controller"
+
+    def setup(self) -> None:
+        self.services = self.informer(SERVICES)
+        self.pods = self.informer(PODS)
+        self.endpoints = self.informer(ENDPOINTS)
+        self.services.add_event_handler(self.enqueue, lambda old, new: self.enqueue(new),
+                                        lambda obj: self.enqueue(object_of(obj)))
+        self.pods.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.endpoints.add_event_handler(None, None, lambda obj: self.enqueue(object_of(obj)))
+        self.triggers = TriggerTimeTracker()
+
+    # -- handlers ---------------------------------------------------------------------------
 
     # -- running ----------------------------------------------------------------------------
 

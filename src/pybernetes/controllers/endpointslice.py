@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from pybernetes.client.cache import object_of
 from pybernetes.client.errors import ApiError, NotFound
 from pybernetes.controllers.base import Controller, Obj, split_key
-from pybernetes.controllers.endpoints import namespace_terminating, pod_endpoint_view, services_selecting
+from pybernetes.controllers.endpoints import PodsOfServices, namespace_terminating
 from pybernetes.controllers.endpoints_core import (
     TriggerTimeTracker,
     manages_endpoints,
@@ -102,7 +102,7 @@ class SliceTracker:
         self._by_service.pop(service_key, None)
 
 
-class EndpointSliceController(Controller):
+class EndpointSliceController(PodsOfServices, Controller):
     name: ClassVar[str] = "endpointslice"
     component: ClassVar[str] = "endpointslice-controller"
 
@@ -120,27 +120,6 @@ class EndpointSliceController(Controller):
         self.triggers = TriggerTimeTracker()
 
     # -- handlers ---------------------------------------------------------------------------
-
-    def _services_for(self, pod: Obj) -> list[str]:
-        ns = (pod.get("metadata") or {}).get("namespace") or ""
-        return services_selecting(self.services.indexer.by_namespace(ns), pod)
-
-    def _pod_added(self, pod: Obj) -> None:
-        for key in self._services_for(pod):
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        labels_changed = (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels")
-        if not labels_changed and pod_endpoint_view(old) == pod_endpoint_view(new):
-            return
-        keys = set(self._services_for(new))
-        if labels_changed:
-            keys.update(self._services_for(old))
-        for key in keys:
-            self.enqueue(key)
-
-    def _pod_deleted(self, item: Any) -> None:
-        self._pod_added(object_of(item))
 
     def _slice_added(self, slice_: Obj) -> None:
         for key in _service_key_of_slice(slice_):
