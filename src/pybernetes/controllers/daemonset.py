@@ -42,7 +42,7 @@ from pybernetes.controllers.daemonset_nodes import DaemonPlacement
 from pybernetes.controllers.daemonset_update import is_rolling_update, rolling_update
 from pybernetes.controllers.history import REVISION_HASH_LABEL, create_revision
 from pybernetes.controllers.podutil import controller_ref, is_pod_ready, new_controller_ref, selector_matches
-from pybernetes.controllers.refmanager import claim, uid_precondition
+from pybernetes.controllers.refmanager import claim, owners_of_update, uid_precondition
 from pybernetes.machinery.meta import clone, is_being_deleted
 from pybernetes.machinery.selectors import SelectorParseError, label_selector_from_dict
 
@@ -157,24 +157,16 @@ class DaemonSetController(Controller):
             if (old_meta.get("labels") or {}) != (cur_meta.get("labels") or {}):
                 self._pod_deleted(old)
             return
-        ns = cur_meta.get("namespace") or ""
-        cur_ref, old_ref = controller_ref(cur), controller_ref(old)
-        ref_changed = (cur_ref or {}).get("uid") != (old_ref or {}).get("uid")
-        if ref_changed and old_ref is not None:
-            previous = self._resolve(ns, old_ref)
-            if previous is not None:
-                self.enqueue(previous)
-        if cur_ref is not None:
-            ds = self._resolve(ns, cur_ref)
-            if ds is not None:
-                self.enqueue(ds)
-                min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-                if min_ready > 0 and is_pod_ready(cur) and not is_pod_ready(old):
-                    self.enqueue_after(ds, min_ready + 1.0)
-            return
-        if ref_changed or (old_meta.get("labels") or {}) != (cur_meta.get("labels") or {}):
-            for ds in self._selecting(cur):
-                self.enqueue(ds)
+        previous, ds, candidates = owners_of_update(old, cur, self._resolve, self._selecting)
+        if previous is not None:
+            self.enqueue(previous)
+        if ds is not None:
+            self.enqueue(ds)
+            min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
+            if min_ready > 0 and is_pod_ready(cur) and not is_pod_ready(old):
+                self.enqueue_after(ds, min_ready + 1.0)
+        for candidate in candidates:
+            self.enqueue(candidate)
 
     def _pod_deleted(self, item: Any) -> None:
         pod = object_of(item)
@@ -199,21 +191,10 @@ class DaemonSetController(Controller):
     def _rev_updated(self, old: Obj, cur: Obj) -> None:
         if (old.get("metadata") or {}).get("resourceVersion") == (cur.get("metadata") or {}).get("resourceVersion"):
             return
-        ns = (cur.get("metadata") or {}).get("namespace") or ""
-        cur_ref, old_ref = controller_ref(cur), controller_ref(old)
-        ref_changed = (cur_ref or {}).get("uid") != (old_ref or {}).get("uid")
-        if ref_changed and old_ref is not None:
-            previous = self._resolve(ns, old_ref)
-            if previous is not None:
-                self.enqueue(previous)
-        if cur_ref is not None:
-            ds = self._resolve(ns, cur_ref)
-            if ds is not None:
-                self.enqueue(ds)
-            return
-        if ref_changed or ((old.get("metadata") or {}).get("labels") != (cur.get("metadata") or {}).get("labels")):
-            for ds in self._selecting(cur):
-                self.enqueue(ds)
+        previous, ds, candidates = owners_of_update(old, cur, self._resolve, self._selecting)
+        for owner in (previous, ds, *candidates):
+            if owner is not None:
+                self.enqueue(owner)
 
     def _rev_deleted(self, item: Any) -> None:
         rev = object_of(item)

@@ -31,6 +31,24 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+def owners_of_update(old: Obj, cur: Obj, resolve: Callable[[str, Obj | None], Obj | None],
+                     matching: Callable[[Obj], list[Obj]]) -> tuple[Obj | None, Obj | None, list[Obj]]:
+    """Which owners a dependent's update concerns (upstream's updatePod/updateHistory):
+    (the previous controller when the controller reference moved, the current controller,
+    and — for an orphan whose labels or reference changed — every owner whose selector may
+    now adopt it).  ``resolve(namespace, ref)`` finds a controller from a reference (None
+    when it does not exist or has another uid); ``matching(obj)`` the owners selecting it."""
+    old_meta, cur_meta = old.get("metadata") or {}, cur.get("metadata") or {}
+    ns = cur_meta.get("namespace") or ""
+    cur_ref, old_ref = controller_ref(cur), controller_ref(old)
+    ref_changed = (cur_ref or {}).get("uid") != (old_ref or {}).get("uid")
+    previous = resolve(ns, old_ref) if ref_changed and old_ref is not None else None
+    if cur_ref is not None:
+        return previous, resolve(ns, cur_ref), []
+    labels_changed = (old_meta.get("labels") or {}) != (cur_meta.get("labels") or {})
+    return previous, None, matching(cur) if labels_changed or ref_changed else []
+
+
 def classify(owner: Obj, selector: Obj | None, candidates: list[Obj]
              ) -> tuple[list[Obj], list[Obj], list[Obj]]:
     """(kept, to adopt, to release) — the pure part of ``claim``."""

@@ -40,7 +40,7 @@ from pybernetes.client.expectations import UIDTrackingExpectations
 from pybernetes.controllers import replicaset_core as core
 from pybernetes.controllers.base import Controller, Obj, key_of, split_key
 from pybernetes.controllers.podutil import controller_ref, is_pod_ready, new_controller_ref, pod_from_template
-from pybernetes.controllers.refmanager import claim, uid_precondition
+from pybernetes.controllers.refmanager import claim, owners_of_update, uid_precondition
 from pybernetes.machinery.meta import clone, is_being_deleted
 from pybernetes.machinery.selectors import SelectorParseError, label_selector_from_dict
 
@@ -150,24 +150,16 @@ class ReplicaSetLikeController(Controller):
             if labels_changed:
                 self._pod_deleted(old)
             return
-        ns = cur_meta.get("namespace") or ""
-        cur_ref, old_ref = controller_ref(cur), controller_ref(old)
-        ref_changed = (cur_ref or {}).get("uid") != (old_ref or {}).get("uid")
-        if ref_changed and old_ref is not None:
-            previous = self._resolve(ns, old_ref)
-            if previous is not None:
-                self.enqueue(previous)
-        if cur_ref is not None:
-            owner = self._resolve(ns, cur_ref)
-            if owner is not None:
-                self.enqueue(owner)
-                min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
-                if min_ready > 0 and is_pod_ready(cur) and not is_pod_ready(old):
-                    self.enqueue_after(owner, min_ready + 1.0)
-            return
-        if labels_changed or ref_changed:
-            for owner in self._matching_owners(cur):
-                self.enqueue(owner)
+        previous, owner, candidates = owners_of_update(old, cur, self._resolve, self._matching_owners)
+        if previous is not None:
+            self.enqueue(previous)
+        if owner is not None:
+            self.enqueue(owner)
+            min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
+            if min_ready > 0 and is_pod_ready(cur) and not is_pod_ready(old):
+                self.enqueue_after(owner, min_ready + 1.0)
+        for candidate in candidates:
+            self.enqueue(candidate)
 
     def _pod_deleted(self, item: Any) -> None:
         pod = object_of(item)

@@ -4,7 +4,7 @@ conditions, adoption decisions and revision hashes."""
 from __future__ import annotations
 
 from pybernetes.controllers import history, podutil
-from pybernetes.controllers.refmanager import classify
+from pybernetes.controllers.refmanager import classify, owners_of_update
 
 T0 = 1_700_000_000.0
 
@@ -113,3 +113,29 @@ def test_revisions() -> None:
     assert history.find_equal_revisions([r1, r2], r1b) == [r1]
     assert history.max_revision([r1, r2, r1b]) == 3
     assert [r["revision"] for r in history.sort_revisions([r1b, r2, r1])] == [1, 2, 3]
+
+
+def test_owners_of_update_routes_to_old_new_and_candidate_owners() -> None:
+    owners = {"rs-a": {"metadata": {"name": "rs-a", "uid": "a"}}, "rs-b": {"metadata": {"name": "rs-b", "uid": "b"}}}
+
+    def resolve(ns, ref):
+        owner = owners.get(ref.get("name"))
+        return owner if owner and owner["metadata"]["uid"] == ref.get("uid") else None
+
+    def ref(name: str, uid: str) -> list:
+        return [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": uid, "controller": True}]
+
+    def matching(obj):
+        return [owners["rs-b"]]
+
+    owned_a = {"metadata": {"namespace": "ns", "labels": {"x": "1"}, "ownerReferences": ref("rs-a", "a")}}
+    owned_b = {"metadata": {"namespace": "ns", "labels": {"x": "1"}, "ownerReferences": ref("rs-b", "b")}}
+    orphan = {"metadata": {"namespace": "ns", "labels": {"x": "1"}}}
+    relabelled = {"metadata": {"namespace": "ns", "labels": {"x": "2"}}}
+    assert owners_of_update(owned_a, owned_a, resolve, matching) == (None, owners["rs-a"], [])
+    assert owners_of_update(owned_a, owned_b, resolve, matching) == (owners["rs-a"], owners["rs-b"], [])
+    assert owners_of_update(owned_a, orphan, resolve, matching) == (owners["rs-a"], None, [owners["rs-b"]])
+    assert owners_of_update(orphan, orphan, resolve, matching) == (None, None, [])
+    assert owners_of_update(orphan, relabelled, resolve, matching) == (None, None, [owners["rs-b"]])
+    stale = {"metadata": {"namespace": "ns", "ownerReferences": ref("rs-a", "other-uid")}}
+    assert owners_of_update(stale, stale, resolve, matching) == (None, None, [])

@@ -14,9 +14,12 @@ from pybernetes.api.groupcommon import (
     dig,
     ensure,
     int_of,
+    int_or_percent_value,
     non_negative,
     non_negative_fields,
+    not_more_than_100_percent,
     strategy_status,
+    validate_int_or_percent,
 )
 from pybernetes.api.podspec import default_pvc_spec
 from pybernetes.api.resource import SCALE, ResourceDef, status_of
@@ -70,6 +73,23 @@ def default_statefulset(obj: Obj) -> None:
             status["phase"] = "Pending"
 
 
+def with_claim_volumes(spec: Obj) -> Obj:
+    """The spec with a volume per volumeClaimTemplate added to its pod template (a shallow
+    copy), so mounts of the claims validate: upstream checks the template's volumes together
+    with the claims the controller adds as volumes."""
+    pod_spec = dig(spec, "template", "spec")
+    volumes = pod_spec.get("volumes") if isinstance(pod_spec, dict) else None
+    if not isinstance(pod_spec, dict) or not isinstance(volumes, list | None):
+        return spec
+    present = {v.get("name") for v in volumes or [] if isinstance(v, dict)}
+    extra = [{"name": name, "persistentVolumeClaim": {"claimName": name}}
+             for claim in spec.get("volumeClaimTemplates") or [] if isinstance(claim, dict)
+             for name in [dig(claim, "metadata", "name")] if isinstance(name, str) and name and name not in present]
+    if not extra:
+        return spec
+    return {**spec, "template": {**spec["template"], "spec": {**pod_spec, "volumes": [*(volumes or []), *extra]}}}
+
+
 def validate_statefulset_spec(spec: Any, path: str = "spec") -> list[FieldError]:
     errs: list[FieldError] = []
     if not isinstance(spec, dict):
@@ -91,9 +111,15 @@ def validate_statefulset_spec(spec: Any, path: str = "spec") -> list[FieldError]
     elif kind == "RollingUpdate":
         if isinstance(rolling, dict):
             non_negative(rolling, "partition", f"{spath}.rollingUpdate.partition", errs)
-            if rolling.get("maxUnavailable") is not None:
-                errs.append(forbidden_field(f"{spath}.rollingUpdate.maxUnavailable",
-                                            "maxUnavailable requires the MaxUnavailableStatefulSet feature"))
+            max_unavailable = rolling.get("maxUnavailable")
+            if max_unavailable is not None:
+                # As upstream with the MaxUnavailableStatefulSet feature enabled (the issue asks
+                # for maxUnavailable): a positive count or percent, at most 100%.
+                mpath = f"{spath}.rollingUpdate.maxUnavailable"
+                validate_int_or_percent(max_unavailable, mpath, errs)
+                if int_or_percent_value(max_unavailable) == 0:
+                    errs.append(invalid_value(mpath, max_unavailable, "cannot be 0"))
+                not_more_than_100_percent(max_unavailable, mpath, errs)
     else:
         errs.append(invalid_value(spath, strategy, "must be 'RollingUpdate' or 'OnDelete'"))
     retention = spec.get("persistentVolumeClaimRetentionPolicy")
@@ -106,7 +132,7 @@ def validate_statefulset_spec(spec: Any, path: str = "spec") -> list[FieldError]
     if isinstance(spec.get("ordinals"), dict):
         non_negative(spec["ordinals"], "start", f"{path}.ordinals.start", errs)
     non_negative_fields(spec, ("replicas", "minReadySeconds", "revisionHistoryLimit"), path, errs)
-    validate_selector_and_template(spec, path, "statefulset", errs,
+    validate_selector_and_template(with_claim_volumes(spec), path, "statefulset", errs,
                                    deadline_error="activeDeadlineSeconds in StatefulSet is not Supported")
     for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
         name = dig(claim, "metadata", "name")
