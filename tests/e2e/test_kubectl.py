@@ -217,12 +217,23 @@ def test_edit_patch_label_annotate_scale(cluster: Cluster, tmp_path: Path):
 
 def test_delete_orphan_and_finalizers(cluster: Cluster):
     cluster.kubectl("create", "-f", "-", input=deployment_yaml("orphaned"))
-    # Orphaning is finished by the garbage collector (a controller of a later issue), which
-    # removes the "orphan" finalizer; until then the object waits for it, as upstream's would.
+
+    def rs_of() -> list[dict]:
+        return [rs for rs in cluster.get("rs")["items"] if rs["metadata"]["name"].startswith("orphaned-")]
+
+    deadline = time.monotonic() + 60
+    while not rs_of() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rs_of(), "the deployment controller made no ReplicaSet"
+    # The server marks the Deployment with the "orphan" finalizer; the garbage collector
+    # removes the ownerReferences of its ReplicaSet, then the finalizer, and it goes.
     out = cluster.kubectl("delete", "deployment", "orphaned", "--cascade=orphan", "--wait=false").stdout
     assert 'deployment.apps "orphaned" deleted' in out
-    meta = cluster.json("get", "deploy", "orphaned")["metadata"]
-    assert meta["deletionTimestamp"] and meta["finalizers"] == ["orphan"]
+    while cluster.kubectl("get", "deploy", "orphaned", check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the orphaned Deployment was never removed"
+        time.sleep(0.1)
+    orphans = rs_of()
+    assert len(orphans) == 1 and not orphans[0]["metadata"].get("ownerReferences")
     cluster.kubectl("create", "-f", "-", input=deployment_yaml("cascaded"))
     out = cluster.kubectl("delete", "deployment", "cascaded").stdout
     assert 'deployment.apps "cascaded" deleted' in out
