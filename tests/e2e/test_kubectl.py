@@ -216,7 +216,8 @@ def test_edit_patch_label_annotate_scale(cluster: Cluster, tmp_path: Path):
 
 
 def test_delete_orphan_and_finalizers(cluster: Cluster):
-    cluster.kubectl("create", "-f", "-", input=deployment_yaml("orphaned"))
+    # Its own labels: a Deployment of another test selecting app=web would adopt the orphan.
+    cluster.kubectl("create", "-f", "-", input=deployment_yaml("orphaned").replace("app: web", "app: orphaned"))
 
     def rs_of() -> list[dict]:
         return [rs for rs in cluster.get("rs")["items"] if rs["metadata"]["name"].startswith("orphaned-")]

@@ -48,6 +48,11 @@ def split_key(key: str) -> tuple[str | None, str]:
     return ns or None, name
 
 
+class RetryLater(Exception):
+    """A sync that cannot finish yet (e.g. its cache lags its own writes): retried with
+    backoff like any failure, but logged quietly — it is expected, not an error."""
+
+
 class Clock(Protocol):
     def now(self) -> float: ...
 
@@ -177,7 +182,7 @@ class Controller:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing key is retried, never kills a worker
             self.sync_errors += 1
-            if isinstance(exc, Conflict) or (isinstance(exc, ApiError) and exc.code in (404, 409)):
+            if isinstance(exc, RetryLater | Conflict) or (isinstance(exc, ApiError) and exc.code in (404, 409)):
                 log.debug("controller %s: sync %s: %s (retrying)", self.name, key, exc)
             else:
                 log.warning("controller %s: sync %s failed (retrying): %r", self.name, key, exc,

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from pybernetes.client.cache import object_of
 from pybernetes.client.errors import ApiError, NotFound
-from pybernetes.controllers.base import Controller, Obj, split_key
+from pybernetes.controllers.base import Controller, Obj, RetryLater, split_key
 from pybernetes.controllers.endpoints import PodsOfServices, namespace_terminating
 from pybernetes.controllers.endpoints_core import (
     TriggerTimeTracker,
@@ -45,7 +45,7 @@ SLICE_INDEX = "endpointslice/service"
 DELETION_EXPECTED = -1
 
 
-class StaleCache(Exception):
+class StaleCache(RetryLater):
     """The informer cache does not show this controller's latest writes yet (retried)."""
 
 
