@@ -244,7 +244,11 @@ class PersistentVolumeClaimStrategy(Strategy):
                                             "field can not be less than previous value"))
         # Binding fills volumeName and storageClassName once; requests may change when bound.
         if not old_spec.get("volumeName"):
-            old_spec["volumeName"] = new_spec.get("volumeName")
+            if new_spec.get("volumeName") is None:  # still unbound: nothing to compare
+                new_spec.pop("volumeName", None)
+                old_spec.pop("volumeName", None)
+            else:
+                old_spec["volumeName"] = new_spec["volumeName"]
         if old_spec.get("storageClassName") is None:
             old_spec["storageClassName"] = new_spec.get("storageClassName")
             if new_spec.get("storageClassName") is None:
