@@ -277,8 +277,15 @@ async def test_adopts_orphans_and_owns_revisions(cluster):
     await cluster.start("statefulset")
     sts = await cluster.client.create(STS, stateful_set("adopt", 2, claims=False))
     await wait_status(cluster, "adopt", replicas=2, readyReplicas=2)
-    adopted = await cluster.client.get(PODS, "adopt-0", NS)
-    assert adopted["metadata"]["ownerReferences"][0]["uid"] == sts["metadata"]["uid"]
+
+    async def adopted() -> dict | None:
+        # The adopted pod lacks a revision label, so the rolling update may replace it:
+        # it is the set's either way, but may be briefly absent in between.
+        pod = await get_or_none(cluster.client, PODS, "adopt-0")
+        refs = (pod or {}).get("metadata", {}).get("ownerReferences") or []
+        return pod if refs and refs[0]["uid"] == sts["metadata"]["uid"] else None
+
+    await cluster.wait_for(adopted, message="adopt-0 owned by the set")
     assert not (await cluster.client.get(PODS, "adopt-x", NS))["metadata"].get("ownerReferences")
     revs = (await cluster.client.list(REVISIONS, NS))["items"]
     assert len(revs) == 1 and revs[0]["metadata"]["ownerReferences"][0]["uid"] == sts["metadata"]["uid"]
