@@ -17,7 +17,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +172,10 @@ async def _not_found(request: web.Request) -> web.Response:
     return responses.status_error_response(not_found_path())
 
 
-async def run_server(config: ServerConfig, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down cleanly."""
+async def run_server(config: ServerConfig, *, ready: asyncio.Event | None = None,
+                     before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down cleanly; ``before_shutdown`` runs while
+    the server still answers (its clients, e.g. a controller manager, stop first)."""
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout,
                            handle_signals=False)
@@ -194,4 +196,6 @@ async def run_server(config: ServerConfig, *, ready: asyncio.Event | None = None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("shutting down")
+        if before_shutdown is not None:
+            await before_shutdown()
         await runner.cleanup()

@@ -214,9 +214,14 @@ def run_api_server(args: argparse.Namespace) -> int:
             "controller-manager", "--kubeconfig", str(kubeconfig), "--controllers", args.controllers,
             "--log-level", args.log_level)))
 
+    async def stop_children() -> None:
+        for child in reversed(children):
+            await child.stop()
+
     async def serve() -> None:
         ready = asyncio.Event()
-        server = asyncio.create_task(run_server(config, ready=ready), name="api-server")
+        server = asyncio.create_task(run_server(config, ready=ready, before_shutdown=stop_children),
+                                     name="api-server")
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
@@ -226,8 +231,7 @@ def run_api_server(args: argparse.Namespace) -> int:
                     child.start()
             await server
         finally:
-            for child in reversed(children):
-                await child.stop()
+            await stop_children()  # already stopped unless the server failed
 
     try:
         uvloop.run(serve())
