@@ -19,7 +19,7 @@ Pure helpers on plain wire-shaped dicts (no I/O):
 from __future__ import annotations
 
 import os
-import secrets
+import random
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ _dumps = orjson.dumps
 _loads = orjson.loads
 
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_random = random.Random(int.from_bytes(os.urandom(16), "big"))  # seeded per process
 # Upstream caps the base of a generated name so that base + suffix fits in 63 characters.
 MAX_GENERATED_NAME_LENGTH = 63
 GENERATED_SUFFIX_LENGTH = 5
@@ -75,9 +76,9 @@ def new_uid() -> str:
 
 
 def random_suffix(n: int = GENERATED_SUFFIX_LENGTH) -> str:
-    """``n`` random characters from upstream's generateName alphabet."""
-    choice = secrets.choice
-    return "".join(choice(SUFFIX_ALPHABET) for _ in range(n))
+    """``n`` random characters from upstream's generateName alphabet.  Not secret (upstream
+    uses math/rand too): a name taken already is a 409 AlreadyExists the caller retries."""
+    return "".join(_random.choices(SUFFIX_ALPHABET, k=n))
 
 
 def generate_name(base: str) -> str:
