@@ -145,10 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run_controller_manager(args: argparse.Namespace) -> int:
     import uvloop
 
+    from pybernetes.client.component import LeaderElection, run_leader_elected
     from pybernetes.client.kubeconfig import ConfigError, load_config, load_kubeconfig
     from pybernetes.client.rest import RestClient
     from pybernetes.controllers import registry
-    from pybernetes.controllers.manager import ControllerManager, LeaderElection, run_leader_elected
+    from pybernetes.controllers.manager import LEASE_NAME, LEASE_NAMESPACE, ControllerManager
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -167,7 +168,8 @@ def run_controller_manager(args: argparse.Namespace) -> int:
         return 2
     config.qps, config.burst = args.kube_api_qps, args.kube_api_burst
     config.user_agent = "pybernetes-controller-manager"
-    election = LeaderElection(enabled=args.leader_elect, lease_duration=args.leader_elect_lease_duration,
+    election = LeaderElection(enabled=args.leader_elect, name=LEASE_NAME, namespace=LEASE_NAMESPACE,
+                              lease_duration=args.leader_elect_lease_duration,
                               renew_deadline=args.leader_elect_renew_deadline,
                               retry_period=args.leader_elect_retry_period,
                               identity=args.leader_elect_identity)
