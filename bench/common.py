@@ -79,15 +79,19 @@ def _wait_ready(url: str, process: subprocess.Popen, deadline: float) -> None:
 
 
 @contextlib.contextmanager
-def running_server(extra_args: tuple[str, ...] = (), *, controller_manager: bool = False) -> Iterator[Server]:
+def running_server(extra_args: tuple[str, ...] = (), *, controller_manager: bool = False,
+                   scheduler: bool = False) -> Iterator[Server]:
     """Start ``pybernetes server`` on a free port with a fresh data directory (without its
-    controller-manager child unless asked: the API benchmarks measure the API server alone)."""
+    controller-manager and scheduler children unless asked: the API benchmarks measure the
+    API server alone)."""
     data_dir = tempfile.mkdtemp(prefix="pyb-bench-")
     port = free_port()
     cmd = [str(VENV_BIN / "pybernetes"), "server", "--data-dir", data_dir, "--port", str(port),
            "--log-level", "warning", *extra_args]
     if not controller_manager:
         cmd.append("--disable-controller-manager")
+    if not scheduler:
+        cmd.append("--disable-scheduler")
     started = time.monotonic()
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pybernetes.scheduler.framework import NodeInfo
+from pybernetes.scheduler.framework import NodeInfo, Status
 
 Obj = dict[str, Any]
 
@@ -50,6 +50,21 @@ class Handle:
         self.parallelism = parallelism
         self._objects = objects or {}
         self._lister = lister
+        self.waiting_pods: dict[str, Any] = {}  # pod uid -> future of its Permit verdict
+
+    def allow_waiting_pod(self, uid: str) -> bool:
+        """A Permit plugin lets a waiting pod go on to binding (False: no such pod waits)."""
+        return self._settle(uid, Status())
+
+    def reject_waiting_pod(self, uid: str, plugin: str, message: str) -> bool:
+        return self._settle(uid, Status.unschedulable(message, plugin=plugin))
+
+    def _settle(self, uid: str, status: Status) -> bool:
+        waiter = self.waiting_pods.get(uid)
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(status)
+        return True
 
     def list(self, resource: str, namespace: str | None = None) -> list[Obj]:
         """Objects of ``resource`` (in ``namespace``, or all); never modify them."""

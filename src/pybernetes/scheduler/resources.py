@@ -1,19 +1,35 @@
-"""What a pod asks of a node, in integers (upstream's resource helpers for scheduling).
+"""What a pod asks of a node, in integers (upstream's resource helpers for scheduling:
+component-helpers' PodRequests and the scheduler's resource-name classification).
 
-- ``pod_requests(pod)``: resource -> amount; cpu in millicores, memory and
-  ephemeral-storage in bytes, extended resources as counts.  As upstream: the containers'
-  requests summed, at least the largest init container's (restartable "sidecar" init
-  containers count from their start onwards: they add to every later init container and
-  to the containers), plus spec.overhead.  A limit without a request counts as the request.
-- ``non_zero_requests(pod)``: (cpu, memory) with upstream's defaults (100m, 200Mi) for
-  containers that request none — what scoring uses so empty pods still spread.
-- ``node_allocatable(node)``: the node's status.allocatable in the same units (``pods``).
-- ``host_ports(pod)``: the (hostIP, protocol, hostPort) triples the pod's containers claim.
+- ``pod_requests(pod)``: resource -> amount; cpu in millicores, memory, ephemeral-storage and
+  hugepages in bytes, extended resources as counts (zero amounts left out).  As upstream:
+  the containers' requests summed; restartable ("sidecar", ``restartPolicy: Always``) init
+  containers run alongside everything that starts after them, so each one adds to the
+  containers and to every later init container; the pod needs at least the peak of its
+  init phase (each regular init container plus the sidecars started before it); then
+  ``spec.overhead`` is added.  Only ``resources.requests`` counts: the API server defaults a
+  pod's missing requests from its limits (as upstream's pod defaulting does), so the
+  scheduler does not.
+- ``non_zero_requests(pod)``: (cpu, memory) computed the same way, except that a container
+  (regular or init) with no cpu or no memory request counts upstream's defaults (100m,
+  200Mi) for it — what scoring uses so that pods without requests still spread.  A request
+  written as "0" stays zero, as upstream.
+- ``node_allocatable(node)``: the node's status.allocatable in the same units (``pods`` as a
+  count).  Like the API server's defaulting, a node without allocatable uses its capacity.
+- ``host_ports(pod)``: the (hostIP, protocol, hostPort) triples the pod holds while it runs
+  (containers and restartable init containers, as upstream's GetHostPorts).
+- ``is_scalar_resource(name)`` / ``is_extended_resource(name)``: upstream's classification
+  (extended: a domain-qualified name outside kubernetes.io/; scalar: extended, hugepages-*,
+  attachable-volumes-* or kubernetes.io/-prefixed) — what NodeResourcesFit checks besides
+  cpu, memory, ephemeral-storage and pods.
+
+Sums are exact: quantities are added in nano-units and rounded up once at the end (cpu to
+millicores, the rest to whole units), as upstream adds Quantities before MilliValue/Value.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from typing import Any
 
 from pybernetes.machinery.quantity import parse_quantity
@@ -23,25 +39,60 @@ Obj = dict[str, Any]
 CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
+NATIVE_PREFIX = "kubernetes.io/"
+REQUESTS_PREFIX = "requests."
+HUGEPAGES_PREFIX = "hugepages-"
+ATTACHABLE_VOLUMES_PREFIX = "attachable-volumes-"
+
+_NANO = 10**9
+_DEFAULT_NANO = {CPU: DEFAULT_MILLI_CPU * 10**6, MEMORY: DEFAULT_MEMORY * _NANO}
+_NANO_CACHE: dict[Any, int] = {}
+_NANO_CACHE_MAX = 8192
+# upstream IsQualifiedName: optional DNS-1123 subdomain prefix "/" and a name part of <= 63
+_QUALIFIED_NAME = re.compile(r"^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                             r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _nano(text: Any) -> int:
+    """A quantity in nano-units (0 when it does not parse); memoised, quantities repeat."""
+    try:
+        return _NANO_CACHE[text]
+    except (KeyError, TypeError):
+        pass
+    try:
+        value = int(parse_quantity(text) * _NANO)  # parse_quantity rounds to 1n: exact
+    except (ValueError, TypeError):
+        value = 0
+    try:
+        if len(_NANO_CACHE) >= _NANO_CACHE_MAX:
+            _NANO_CACHE.clear()
+        _NANO_CACHE[text] = value
+    except TypeError:
+        pass
+    return value
+
+
+def _from_nano(resource: str, nano: int) -> int:
+    """Nano-units to the scheduler's integer: millicores for cpu, else whole units, rounded up."""
+    if resource == CPU:
+        return -((-nano) // 10**6)
+    return -((-nano) // _NANO)
 
 
 def quantity(resource: str, text: Any) -> int:
     """A quantity as the scheduler counts it: millicores for cpu, else whole units (rounded up)."""
-    try:
-        value = parse_quantity(text)
-    except (ValueError, TypeError):
-        return 0
-    if resource == CPU:
-        return math.ceil(value * 1000)
-    return math.ceil(value)
+    return _from_nano(resource, _nano(text))
 
 
-def _container_requests(container: Obj) -> dict[str, int]:
+def _container_nano(container: Obj, defaults: bool) -> dict[str, int]:
     res = container.get("resources") or {}
-    requests = dict(res.get("requests") or {})
-    for name, limit in (res.get("limits") or {}).items():
-        requests.setdefault(name, limit)
-    return {name: quantity(name, q) for name, q in requests.items()}
+    requests = res.get("requests") or {}
+    out = {name: _nano(q) for name, q in requests.items()}
+    if defaults:
+        for name, amount in _DEFAULT_NANO.items():
+            if name not in requests:
+                out[name] = amount
+    return out
 
 
 def _add(into: dict[str, int], other: dict[str, int]) -> None:
@@ -55,56 +106,93 @@ def _max(into: dict[str, int], other: dict[str, int]) -> None:
             into[name] = amount
 
 
-def pod_requests(pod: Obj) -> dict[str, int]:
-    spec = pod.get("spec") or {}
+def _aggregate(spec: Obj, defaults: bool) -> dict[str, int]:
+    """Upstream's PodRequests in nano-units (with or without the missing-request defaults)."""
     total: dict[str, int] = {}
     for container in spec.get("containers") or ():
-        _add(total, _container_requests(container))
+        _add(total, _container_nano(container, defaults))
     sidecars: dict[str, int] = {}
     init_peak: dict[str, int] = {}
     for container in spec.get("initContainers") or ():
-        req = _container_requests(container)
+        req = _container_nano(container, defaults)
         if container.get("restartPolicy") == "Always":
+            _add(total, req)  # a sidecar keeps running next to the containers
             _add(sidecars, req)
             _max(init_peak, sidecars)
         else:
-            during = dict(sidecars)
-            _add(during, req)
+            during = dict(req)
+            _add(during, sidecars)
             _max(init_peak, during)
-    _add(total, sidecars)
     _max(total, init_peak)
     for name, q in (spec.get("overhead") or {}).items():
-        total[name] = total.get(name, 0) + quantity(name, q)
-    return {k: v for k, v in total.items() if v}
+        total[name] = total.get(name, 0) + _nano(q)
+    return total
+
+
+def pod_requests(pod: Obj) -> dict[str, int]:
+    total = _aggregate(pod.get("spec") or {}, False)
+    out = {}
+    for name, nano in total.items():
+        amount = _from_nano(name, nano)
+        if amount:
+            out[name] = amount
+    return out
 
 
 def non_zero_requests(pod: Obj) -> tuple[int, int]:
-    spec = pod.get("spec") or {}
-    cpu = memory = 0
-    for container in spec.get("containers") or ():
-        req = _container_requests(container)
-        cpu += req.get(CPU) or DEFAULT_MILLI_CPU
-        memory += req.get(MEMORY) or DEFAULT_MEMORY
-    for name, q in (spec.get("overhead") or {}).items():
-        if name == CPU:
-            cpu += quantity(CPU, q)
-        elif name == MEMORY:
-            memory += quantity(MEMORY, q)
-    return cpu, memory
+    total = _aggregate(pod.get("spec") or {}, True)
+    return _from_nano(CPU, total.get(CPU, 0)), _from_nano(MEMORY, total.get(MEMORY, 0))
 
 
 def node_allocatable(node: Obj) -> dict[str, int]:
     status = node.get("status") or {}
-    alloc = status.get("allocatable") or status.get("capacity") or {}
-    return {name: quantity(name, q) for name, q in alloc.items()}
+    alloc = status.get("allocatable") if "allocatable" in status else status.get("capacity")
+    return {name: quantity(name, q) for name, q in (alloc or {}).items()}
 
 
 def host_ports(pod: Obj) -> tuple[tuple[str, str, int], ...]:
+    """Ports held while the pod runs (upstream's GetHostPorts): those of the containers and of
+    the restartable init containers with hostPort > 0; empty hostIP 0.0.0.0, protocol TCP."""
     spec = pod.get("spec") or {}
+    containers = [c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
+    containers.extend(spec.get("containers") or ())
     out = []
-    for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+    for container in containers:
         for port in container.get("ports") or ():
-            host_port = port.get("hostPort")
-            if host_port:
-                out.append((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP", int(host_port)))
+            try:
+                host_port = int(port.get("hostPort") or 0)
+            except (TypeError, ValueError):
+                continue
+            if host_port > 0:
+                out.append((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP", host_port))
     return tuple(out)
+
+
+# -- resource names ---------------------------------------------------------------------------
+
+
+def is_prefixed_native_resource(name: str) -> bool:
+    return NATIVE_PREFIX in name
+
+
+def is_native_resource(name: str) -> bool:
+    return "/" not in name or NATIVE_PREFIX in name
+
+
+def is_extended_resource(name: str) -> bool:
+    """A domain-qualified name outside kubernetes.io/ (e.g. nvidia.com/gpu), as upstream."""
+    if is_native_resource(name) or name.startswith(REQUESTS_PREFIX):
+        return False
+    return is_qualified_name(REQUESTS_PREFIX + name)
+
+
+def is_qualified_name(value: str) -> bool:
+    """Upstream's IsQualifiedName: [DNS subdomain prefix "/"] name of at most 63 characters."""
+    prefix, _, short = value.rpartition("/")
+    return len(short) <= 63 and len(prefix) <= 253 and bool(_QUALIFIED_NAME.match(value))
+
+
+def is_scalar_resource(name: str) -> bool:
+    """Extended, hugepages-*, attachable-volumes-* or kubernetes.io/-prefixed resources."""
+    return (name.startswith(HUGEPAGES_PREFIX) or name.startswith(ATTACHABLE_VOLUMES_PREFIX)
+            or NATIVE_PREFIX in name or is_extended_resource(name))

@@ -1,0 +1,189 @@
+"""Scheduler throughput like upstream's scheduler_perf: Node objects only, no kubelets.
+
+``pybernetes server`` (API server on SQLite, without its own controller manager and
+scheduler) gets N Node objects (4 cpu, 32 Gi, 110 pods) and M pending pods; then
+``pybernetes scheduler`` starts in its own process and binds them.  Figures:
+
+- pods/s from the first binding to the last (upstream's SchedulingBasic: 5,000 nodes and
+  10,000 pods; target >= 1,000 pods/s; upstream's CI threshold for the case is 680);
+- the scheduler's share of the time: the sum of its scheduling cycles (its
+  scheduler_scheduling_attempt_duration_seconds) against the wall time, and the CPU seconds
+  of the scheduler and of the API server (which serves the bindings) in the same run;
+- reference in the same run: the API server's own binding rate (pods/binding POSTs from a
+  Python client with 32 callers, no scheduling), which bounds any scheduler.
+
+Cases: basic; anti-affinity (each pod has a required anti-affinity, per hostname, to the
+other pods of its group of 4, after upstream's SchedulingPodAntiAffinity); spread (a zone
+topology spread constraint, maxSkew 1, over 10 zones).
+
+Usage: .venv/bin/python bench/scheduler/bench_scheduling.py [--nodes 5000] [--pods 10000]
+       [--case basic|anti-affinity|spread]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import VENV_BIN, free_port, header, running_server  # noqa: E402
+
+JSON = {"Content-Type": "application/json"}
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().split(")")[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def node_body(i: int, zones: int) -> bytes:
+    name = f"node-{i}"
+    return orjson.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {
+        "kubernetes.io/hostname": name, "topology.kubernetes.io/zone": f"zone-{i % zones}"}}})
+
+
+def node_status(i: int) -> bytes:
+    return orjson.dumps({"status": {
+        "capacity": {"cpu": "4", "memory": "32Gi", "pods": "110"},
+        "allocatable": {"cpu": "4", "memory": "32Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}})
+
+
+def pod_body(i: int, case: str, namespace: str) -> bytes:
+    labels = {"app": "bench", "group": f"g{i // 4}"}
+    spec: dict = {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                  "resources": {"requests": {"cpu": "100m", "memory": "500Mi"}}}]}
+    if case == "anti-affinity":
+        spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"group": labels["group"]}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    elif case == "spread":
+        spec["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                              "whenUnsatisfiable": "DoNotSchedule",
+                                              "labelSelector": {"matchLabels": {"app": "bench"}}}]
+    return orjson.dumps({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": {"name": f"pod-{i}", "namespace": namespace, "labels": labels}, "spec": spec})
+
+
+async def _many(url: str, count: int, request) -> float:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+        sem = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with sem:
+                method, path, body, headers = request(i)
+                async with session.request(method, url + path, data=body, headers=headers) as resp:
+                    if resp.status >= 300:
+                        raise RuntimeError(f"{method} {path}: {resp.status} {(await resp.read())[:200]!r}")
+                    await resp.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return count / (time.perf_counter() - started)
+
+
+async def count_bound(url: str, namespace: str) -> int:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/api/v1/namespaces/{namespace}/pods") as resp:
+            items = orjson.loads(await resp.read())["items"]
+    return sum(1 for p in items if p["spec"].get("nodeName"))
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("scheduler_scheduling_attempt_duration_seconds_sum"):
+            out["cycle_seconds"] = out.get("cycle_seconds", 0.0) + float(line.split()[-1])
+        if line.startswith("scheduler_schedule_attempts_total"):
+            out["attempts"] = out.get("attempts", 0.0) + float(line.split()[-1])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--pods", type=int, default=10000)
+    parser.add_argument("--case", choices=("basic", "anti-affinity", "spread"), default="basic")
+    parser.add_argument("--zones", type=int, default=10)
+    args = parser.parse_args()
+    with running_server() as server, tempfile.TemporaryDirectory(prefix="pyb-bench-sched-") as work:
+        url = server.url
+        header(f"setup: {args.nodes:,} nodes, {args.pods:,} pending pods ({args.case})")
+        rate = asyncio.run(_many(url, args.nodes, lambda i: ("POST", "/api/v1/nodes", node_body(i, args.zones), JSON)))
+        asyncio.run(_many(url, args.nodes, lambda i: (
+            "PATCH", f"/api/v1/nodes/node-{i}/status", node_status(i),
+            {"Content-Type": "application/merge-patch+json"})))
+        print(f"nodes created at {rate:,.0f}/s")
+        rate = asyncio.run(_many(url, args.pods, lambda i: (
+            "POST", "/api/v1/namespaces/default/pods", pod_body(i, args.case, "default"), JSON)))
+        print(f"pods created at {rate:,.0f}/s")
+
+        header("reference: the API server's own binding rate (1,000 bindings, no scheduling)")
+        ns_body = orjson.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ref"}})
+        asyncio.run(_many(url, 1, lambda i: ("POST", "/api/v1/namespaces", ns_body, JSON)))
+        asyncio.run(_many(url, 1000, lambda i: (
+            "POST", "/api/v1/namespaces/ref/pods", pod_body(i, "basic", "ref"), JSON)))
+        api_before = cpu_seconds(server.process.pid)
+        bind_rate = asyncio.run(_many(url, 1000, lambda i: (
+            "POST", f"/api/v1/namespaces/ref/pods/pod-{i}/binding",
+            orjson.dumps({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": f"pod-{i}"},
+                          "target": {"apiVersion": "v1", "kind": "Node", "name": f"node-{i % args.nodes}"}}),
+            JSON)))
+        api_per_binding = (cpu_seconds(server.process.pid) - api_before) / 1000
+        print(f"{bind_rate:,.0f} bindings/s ({api_per_binding * 1000:.2f} ms API CPU per binding)")
+
+        header("scheduler")
+        kubeconfig = Path(work) / "kubeconfig.yaml"
+        kubeconfig.write_text(Path(server.data_dir, "kubeconfig.yaml").read_text())
+        metrics_port = free_port()
+        api_cpu0 = cpu_seconds(server.process.pid)
+        proc = subprocess.Popen([str(VENV_BIN / "pybernetes"), "scheduler", "--kubeconfig", str(kubeconfig),
+                                 "--leader-elect", "false", "--metrics-port", str(metrics_port),
+                                 "--log-level", "warning"])
+        try:
+            started = time.perf_counter()
+            first = last = None
+            bound = 0
+            while bound < args.pods:
+                bound = asyncio.run(count_bound(url, "default"))
+                now = time.perf_counter()
+                if bound and first is None:
+                    first = now
+                if bound >= args.pods:
+                    last = now
+                    break
+                if now - started > 1800:
+                    raise RuntimeError(f"only {bound} of {args.pods} pods bound after 30 min")
+                time.sleep(0.2)
+            sched_cpu = cpu_seconds(proc.pid)
+            api_cpu = cpu_seconds(server.process.pid) - api_cpu0
+            metrics = scrape(metrics_port)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        window = max(1e-9, last - first)
+        print(f"all {args.pods:,} pods bound {last - started:.1f} s after the scheduler started "
+              f"(first binding after {first - started:.1f} s: start-up and informer sync)")
+        print(f"throughput: {args.pods / window:,.0f} pods/s from the first binding to the last "
+              f"(target >= 1,000; upstream's CI threshold for SchedulingBasic 680)")
+        print(f"scheduler: {metrics.get('cycle_seconds', 0):.1f} s in scheduling cycles over a {window:.1f} s window "
+              f"({metrics.get('cycle_seconds', 0) / window:.0%}); CPU: scheduler {sched_cpu:.1f} s, "
+              f"API server {api_cpu:.1f} s")
+        print(f"reference: API server's own binding rate {bind_rate:,.0f}/s; "
+              f"ratio {args.pods / window / bind_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""TaintToleration: Filter and Score by node taints and pod tolerations (upstream's
+tainttoleration plugin).
+
+- Filter: the first NoSchedule or NoExecute taint of the node that no toleration of the pod
+  tolerates rejects the node as UnschedulableAndUnresolvable,
+  "node(s) had untolerated taint {key: value}".
+- PreScore/Score: the number of PreferNoSchedule taints the pod does not tolerate;
+  NormalizeScore reverses it onto 0..100 (fewest intolerable taints: 100).
+
+The pod's tolerations are compiled once per cycle (taints.CompiledTolerations, in the cycle
+state: by the first Filter call, since upstream gives this plugin no PreFilter, and by
+PreScore), and verdicts are memoized per distinct taint, so a Filter call is a few dict
+lookups.  Rejection statuses are memoized per taint too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
+from pybernetes.scheduler.plugins.nodeaffinity import normalize_scores
+from pybernetes.scheduler.taints import DO_NOT_SCHEDULE_EFFECTS, PREFER_NO_SCHEDULE, CompiledTolerations
+
+Obj = dict[str, Any]
+
+FILTER_KEY = "FilterTaintToleration"
+PRE_SCORE_KEY = "PreScoreTaintToleration"
+_PREFER = (PREFER_NO_SCHEDULE,)
+
+
+def untolerated_reason(taint: Obj) -> str:
+    return f"node(s) had untolerated taint {{{taint.get('key') or ''}: {taint.get('value') or ''}}}"
+
+
+class _FilterState:
+    """A pod's compiled tolerations and its rejection statuses by taint (key, value)."""
+
+    __slots__ = ("tolerations", "rejections")
+
+    def __init__(self, pod: Obj) -> None:
+        self.tolerations = CompiledTolerations.of_pod(pod)
+        self.rejections: dict[tuple[str, str], Status] = {}
+
+    def clone(self) -> _FilterState:
+        return self
+
+
+class TaintToleration(Plugin):
+    name = "TaintToleration"
+
+    def filter(self, state: CycleState, pod: Obj, node_info: NodeInfo) -> Status:
+        taints = (node_info.node.get("spec") or {}).get("taints")
+        if not taints:
+            return SUCCESS
+        fs = state.get(FILTER_KEY)
+        if fs is None:
+            fs = _FilterState(pod)
+            state.write(FILTER_KEY, fs)
+        taint = fs.tolerations.first_untolerated(taints, DO_NOT_SCHEDULE_EFFECTS)
+        if taint is None:
+            return SUCCESS
+        key = (taint.get("key") or "", taint.get("value") or "")
+        status = fs.rejections.get(key)
+        if status is None:
+            status = Status.unresolvable(untolerated_reason(taint), plugin=self.name)
+            fs.rejections[key] = status
+        return status
+
+    def pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
+        state.write(PRE_SCORE_KEY, CompiledTolerations.of_pod(pod, _PREFER))
+        return SUCCESS
+
+    def score(self, state: CycleState, pod: Obj, node_info: NodeInfo) -> tuple[int, Status]:
+        taints = (node_info.node.get("spec") or {}).get("taints")
+        if not taints:
+            return 0, SUCCESS
+        tolerations = state.get(PRE_SCORE_KEY)
+        if tolerations is None:
+            return 0, Status.error(f'reading "{PRE_SCORE_KEY}" from cycleState: not found', plugin=self.name)
+        return tolerations.count_untolerated(taints, PREFER_NO_SCHEDULE), SUCCESS
+
+    def normalize_score(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> Status:
+        normalize_scores(scores, reverse=True)
+        return SUCCESS
+
+    def events_to_register(self) -> Iterable[ClusterEvent]:
+        # v1.32 with queueing hints: a node added or its taints changed, or the pod gained
+        # tolerations.
+        return (ClusterEvent("Node", "Add"), ClusterEvent("Node", "UpdateNodeTaint"),
+                ClusterEvent("Pod", "UpdatePodTolerations"))
