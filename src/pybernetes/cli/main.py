@@ -75,6 +75,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                         choices=("debug", "info", "warning", "error", "critical"))
     parser.add_argument("--disable-controller-manager", action="store_true",
                         help="do not start the controller manager")
+    parser.add_argument("--disable-scheduler", action="store_true", help="do not start the scheduler")
+    parser.add_argument("--scheduler-config", type=Path, default=None,
+                        help="a KubeSchedulerConfiguration file for the scheduler")
     parser.add_argument("--controllers", default="*",
                         help="controllers the controller manager runs (default *: all)")
 
@@ -130,6 +133,22 @@ def _add_controller_manager_flags(parser: argparse.ArgumentParser) -> None:
                         choices=("debug", "info", "warning", "error", "critical"))
 
 
+def _add_scheduler_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", type=Path, default=None,
+                        help="kubeconfig of the API server (default: $KUBECONFIG or ~/.kube/config)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file")
+    parser.add_argument("--leader-elect", type=_bool, default=None, metavar="BOOL",
+                        help="default: the configuration's leaderElection.leaderElect (true)")
+    parser.add_argument("--leader-elect-identity", default="", help="default: hostname_uuid")
+    parser.add_argument("--metrics-port", type=int, default=10259,
+                        help="/metrics, /healthz and /readyz on 127.0.0.1 (0: none)")
+    parser.add_argument("--kube-api-qps", type=float, default=2000.0)
+    parser.add_argument("--kube-api-burst", type=int, default=4000)
+    parser.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warning", "error", "critical"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pybernetes", description="Kubernetes, written in Python")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -139,7 +158,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_flags(up)
     cm = commands.add_parser("controller-manager", help="run the controllers under leader election")
     _add_controller_manager_flags(cm)
+    sched = commands.add_parser("scheduler", help="run the scheduler under leader election")
+    _add_scheduler_flags(sched)
     return parser
+
+
+def run_scheduler(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from pybernetes.client.component import LeaderElection, run_leader_elected
+    from pybernetes.client.kubeconfig import ConfigError, load_config, load_kubeconfig
+    from pybernetes.client.rest import RestClient
+    from pybernetes.scheduler.config import ConfigError as SchedulerConfigError
+    from pybernetes.scheduler.config import default_config
+    from pybernetes.scheduler.config import load_config as load_scheduler_config
+    from pybernetes.scheduler.service import SchedulerService
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        sched_config = load_scheduler_config(args.config) if args.config else default_config()
+        config = load_kubeconfig(args.kubeconfig) if args.kubeconfig else load_config()
+    except (SchedulerConfigError, ConfigError, OSError, ImportError, ValueError) as exc:
+        print(f"pybernetes scheduler: {exc}", file=sys.stderr)
+        return 2
+    config.qps, config.burst = args.kube_api_qps, args.kube_api_burst
+    config.user_agent = "pybernetes-scheduler"
+    le = sched_config.leader_election
+    election = LeaderElection(enabled=le.leader_elect if args.leader_elect is None else args.leader_elect,
+                              name=le.resource_name, namespace=le.resource_namespace,
+                              lease_duration=le.lease_duration, renew_deadline=le.renew_deadline,
+                              retry_period=le.retry_period, identity=args.leader_elect_identity)
+
+    async def main() -> int:
+        client = RestClient(config)
+        try:
+            service = SchedulerService(client, sched_config, metrics_port=args.metrics_port)
+            return await run_leader_elected(client, service, election)
+        finally:
+            await client.close()
+
+    return uvloop.run(main())
 
 
 def run_controller_manager(args: argparse.Namespace) -> int:
@@ -215,6 +274,10 @@ def run_api_server(args: argparse.Namespace) -> int:
         children.append(Supervised("controller-manager", python_command(
             "controller-manager", "--kubeconfig", str(kubeconfig), "--controllers", args.controllers,
             "--log-level", args.log_level)))
+    if not args.disable_scheduler:
+        extra = ["--config", str(args.scheduler_config)] if args.scheduler_config else []
+        children.append(Supervised("scheduler", python_command(
+            "scheduler", "--kubeconfig", str(kubeconfig), "--log-level", args.log_level, *extra)))
 
     async def stop_children() -> None:
         for child in reversed(children):
@@ -249,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(run_api_server(args))
     if args.command == "controller-manager":
         raise SystemExit(run_controller_manager(args))
+    if args.command == "scheduler":
+        raise SystemExit(run_scheduler(args))
     raise SystemExit(2)
 
 
