@@ -70,6 +70,10 @@ class Framework:
                 chosen.append(plugin)
             self.points[point] = chosen
         self.has_scores = bool(self.points["score"])
+        # Bound methods, looked up once: Filter and Score run for every node of every cycle.
+        self._filters = [(p.name, p.filter) for p in self.points["filter"]]  # type: ignore[attr-defined]
+        self._scores = [(p, p.score, getattr(p, "normalize_score", None), self.weights.get(p.name, 1))
+                        for p in self.points["score"]]  # type: ignore[attr-defined]
 
     # -- the scheduling cycle ------------------------------------------------------------------
 
@@ -106,16 +110,16 @@ class Framework:
 
     def run_filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status:
         skip = state.skip_filter_plugins
-        for plugin in self.points["filter"]:
-            if skip and plugin.name in skip:
+        for name, filter_ in self._filters:
+            if skip and name in skip:
                 continue
             try:
-                status = plugin.filter(state, pod, node)  # type: ignore[attr-defined]
+                status = filter_(state, pod, node)
             except Exception as exc:  # noqa: BLE001
-                return self._error(plugin, pod, "Filter", exc)
-            if status.code != Code.SUCCESS:
+                return self._error(self.plugins[name], pod, "Filter", exc)
+            if status.code:  # Code.SUCCESS is 0
                 if not status.plugin:
-                    status.plugin = plugin.name
+                    status.plugin = name
                 return status
         return SUCCESS
 
@@ -149,32 +153,35 @@ class Framework:
 
     def run_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> tuple[dict[str, int], Status]:
         """Total weighted score per node name."""
-        totals = dict.fromkeys((n.name for n in nodes), 0)
-        for plugin in self.points["score"]:
-            if plugin.name in state.skip_score_plugins:
+        names = [n.name for n in nodes]
+        totals = dict.fromkeys(names, 0)
+        skip = state.skip_score_plugins
+        for plugin, score, normalize, weight in self._scores:
+            if skip and plugin.name in skip:
                 continue
-            scores: dict[str, int] = {}
-            score = plugin.score  # type: ignore[attr-defined]
+            values: list[int] = []
+            append = values.append
             try:
                 for node in nodes:
                     value, status = score(state, pod, node)
-                    if not status.is_success():
+                    if status.code:
                         status.plugin = status.plugin or plugin.name
                         return totals, status
-                    scores[node.name] = value
-                normalize = getattr(plugin, "normalize_score", None)
+                    append(value)
                 if normalize is not None:
+                    scores = dict(zip(names, values, strict=True))
                     status = normalize(state, pod, scores)
-                    if not status.is_success():
+                    if status.code:
                         return totals, status
+                    values = [scores[name] for name in names]
             except Exception as exc:  # noqa: BLE001
                 return totals, self._error(plugin, pod, "Score", exc)
-            weight = self.weights.get(plugin.name, 1)
-            for name, value in scores.items():
-                if not 0 <= value <= MAX_NODE_SCORE:
-                    return totals, Status.error(
-                        f"plugin {plugin.name!r} returns an invalid score {value}, it should in the range of "
-                        f"[0, {MAX_NODE_SCORE}] after normalizing", plugin.name)
+            if values and (min(values) < 0 or max(values) > MAX_NODE_SCORE):
+                bad = next(v for v in values if not 0 <= v <= MAX_NODE_SCORE)
+                return totals, Status.error(
+                    f"plugin {plugin.name!r} returns an invalid score {bad}, it should in the range of "
+                    f"[0, {MAX_NODE_SCORE}] after normalizing", plugin.name)
+            for name, value in zip(names, values, strict=True):
                 totals[name] += value * weight
         return totals, SUCCESS
 

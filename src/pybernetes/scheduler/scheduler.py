@@ -298,7 +298,7 @@ class Scheduler:
                 statuses[node.name] = Status.unresolvable("node(s) didn't satisfy plugin(s) [PreFilter]")
                 continue
             status = run_filter(state, pod, node)
-            if status.code == Code.SUCCESS:
+            if not status.code:  # Code.SUCCESS
                 feasible.append(node)
                 if len(feasible) >= want:
                     break
