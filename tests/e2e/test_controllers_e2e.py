@@ -1,7 +1,7 @@
 """The controller manager as ``pybernetes server`` runs it (a supervised child process), seen
 through the real kubectl 1.32: a Deployment gets its ReplicaSet and pods, a cascading delete
 removes them, a new namespace gets its default ServiceAccount, and a deleted namespace is
-emptied and goes away.  There is no scheduler or kubelet yet, so pods stay Pending."""
+emptied and goes away.  There are no Node objects here, so the pods stay Pending."""
 
 from __future__ import annotations
 

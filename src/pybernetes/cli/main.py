@@ -1,17 +1,18 @@
 """The ``pybernetes`` command: ``server`` runs the control plane, ``up`` the whole cluster,
-``controller-manager`` the controllers alone.
+``controller-manager`` and ``scheduler`` one component each.
 
 ``pybernetes server --data-dir DIR --port PORT`` keeps its store under DIR (default
 /var/lib/pybernetes as root, else ~/.local/share/pybernetes), listens on 127.0.0.1 only
 (until the security issue adds TLS and credentials), writes the admin kubeconfig to
 DIR/kubeconfig.yaml and prints how to point kubectl at it; once the API server listens it
-starts ``pybernetes controller-manager`` as a supervised child process (restarted if it
-exits, stopped with the server).  ``pybernetes up`` takes the same flags; later it also
-supervises the scheduler and the node agent.
+starts ``pybernetes controller-manager`` and ``pybernetes scheduler`` as supervised child
+processes (restarted if they exit, stopped before the server).  ``pybernetes up`` takes the
+same flags; later it also supervises the node agent.
 
 ``pybernetes controller-manager --kubeconfig FILE`` runs the controllers under leader
 election (the flags follow kube-controller-manager's: ``--controllers``, ``--leader-elect*``,
-``--kube-api-qps``, ``--cluster-cidr`` ...) and exits 1 when it loses the lease.
+``--kube-api-qps``, ``--cluster-cidr`` ...) and exits 1 when it loses the lease;
+``pybernetes scheduler --kubeconfig FILE [--config FILE]`` does the same for the scheduler.
 """
 
 from __future__ import annotations
