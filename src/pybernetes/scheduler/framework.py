@@ -220,6 +220,13 @@ class PreFilterResult:
     node_names: frozenset[str] | None = None
 
 
+@dataclass(slots=True)
+class PostFilterResult:
+    """PostFilter (preemption) may nominate a node for the pod's next attempt."""
+
+    nominated_node_name: str | None = None
+
+
 @dataclass(slots=True, frozen=True)
 class ClusterEvent:
     """A kind of change that may make rejected pods schedulable: resource ("Node", "Pod",

@@ -64,6 +64,7 @@ class Framework:
                 plugin = self.plugins.get(name)
                 if plugin is None:
                     plugin = load(name)(profile.plugin_args.get(name) or {}, handle)
+                    plugin.framework = self  # type: ignore[attr-defined]  # for PostFilter what-ifs
                     self.plugins[name] = plugin
                 if point == "score":
                     self.weights[name] = weight or 1
@@ -184,6 +185,26 @@ class Framework:
             for name, value in zip(names, values, strict=True):
                 totals[name] += value * weight
         return totals, SUCCESS
+
+    async def run_post_filter(self, state: CycleState, pod: Obj, statuses: dict[str, Status]
+                              ) -> tuple[str | None, Status]:
+        """PostFilter (preemption) after no node fit: the nominated node name, if any, and
+        the status of the first plugin that did not return Unschedulable."""
+        last = Status.unschedulable()
+        for plugin in self.points["postFilter"]:
+            try:
+                result, status = await plugin.post_filter(state, pod, statuses)  # type: ignore[attr-defined]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                return None, self._error(plugin, pod, "PostFilter", exc)
+            if status.is_success():
+                return getattr(result, "nominated_node_name", None), status
+            if status.code != Code.UNSCHEDULABLE:
+                status.plugin = status.plugin or plugin.name
+                return None, status
+            last = status
+        return None, last
 
     # -- the binding cycle ---------------------------------------------------------------------
 

@@ -247,8 +247,14 @@ class Scheduler:
                 await self._fail(info, fw, errors[0], errors[0].message(), cycle, started)
                 return False
             info.unschedulable_plugins.update(s.plugin for s in statuses.values() if s.plugin)
-            await self._fail(info, fw, Status.unschedulable(), fit_error_message(len(nodes), statuses), cycle,
-                             started)
+            message = fit_error_message(len(nodes), statuses)
+            if fw.points["postFilter"]:
+                nominated, post = await fw.run_post_filter(state, pod, statuses)
+                if nominated:
+                    await self._nominate(pod, nominated)
+                elif post.reasons:
+                    message = f"{message[:-1]}. preemption: {post.message()}"
+            await self._fail(info, fw, Status.unschedulable(), message, cycle, started)
             return False
         host = feasible[0].name
         if len(feasible) > 1 and fw.has_scores:
@@ -306,6 +312,17 @@ class Scheduler:
                 statuses[node.name] = status
         self._next_start = (start + processed) % total
         return feasible, statuses
+
+    async def _nominate(self, pod: Obj, node_name: str) -> None:
+        """Preemption chose ``node_name``: status.nominatedNodeName, and the queue keeps the
+        nomination so other pods leave room for it."""
+        meta = pod.get("metadata") or {}
+        self.queue.add_nominated(pod, node_name)
+        try:
+            await self.client.patch(PODS, meta.get("name", ""), {"status": {"nominatedNodeName": node_name}},
+                                    meta.get("namespace"), patch_type="merge", subresource="status")
+        except ApiError as exc:
+            log.warning("could not nominate %s for %s: %s", node_name, pod_name(pod), exc)
 
     async def _fail(self, info: Any, fw: Framework, status: Status, message: str, cycle: int,
                     started: float | None = None) -> None:
