@@ -39,6 +39,7 @@ IN_TREE: dict[str, str] = {
     "InterPodAffinity": f"{_PLUGINS}.interpodaffinity:InterPodAffinity",
     "PodTopologySpread": f"{_PLUGINS}.podtopologyspread:PodTopologySpread",
     "DefaultBinder": f"{_PLUGINS}.defaultbinder:DefaultBinder",
+    "DefaultPreemption": f"{_PLUGINS}.defaultpreemption:DefaultPreemption",
 }
 
 

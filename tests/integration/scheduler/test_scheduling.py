@@ -43,7 +43,9 @@ async def test_unschedulable_pod_gets_reason_message_and_moves_on_node_add(sched
     cond = await sched.wait_for(rejected, message="PodScheduled=False")
     assert cond["reason"] == "Unschedulable"
     assert cond["message"] == ("0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, "
-                               "2 Insufficient cpu.")
+                               "2 Insufficient cpu. preemption: 0/3 nodes are available: "
+                               "1 Preemption is not helpful for scheduling, "
+                               "2 No preemption victims found for incoming pod.")
     events = await sched.wait_for(lambda: _events(sched, "big", "FailedScheduling"), message="FailedScheduling")
     assert events[0]["type"] == "Warning" and events[0]["message"] == cond["message"]
     # Another pod still schedules meanwhile: the impossible one does not stall the queue.
@@ -71,7 +73,8 @@ async def test_node_selector_taints_and_unschedulable_nodes(sched) -> None:
 
     cond = await sched.wait_for(rejected, message="no-toleration rejected")
     assert cond["message"] == ("0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
-                               "1 node(s) had untolerated taint {gpu: }, 1 node(s) were unschedulable.")
+                               "1 node(s) had untolerated taint {gpu: }, 1 node(s) were unschedulable. "
+                               "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.")
 
 
 async def test_required_anti_affinity_places_one_per_node(sched) -> None:

@@ -55,7 +55,7 @@ EXPECTED_DEFAULT_POINTS = {
                   ("InterPodAffinity", 0)],
     "filter": [("NodeUnschedulable", 0), ("NodeName", 0), ("TaintToleration", 0), ("NodeAffinity", 0),
                ("NodePorts", 0), ("NodeResourcesFit", 0), ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
-    "postFilter": [],
+    "postFilter": [("DefaultPreemption", 0)],
     "preScore": [("TaintToleration", 0), ("NodeAffinity", 0), ("NodeResourcesFit", 0), ("PodTopologySpread", 0),
                  ("InterPodAffinity", 0), ("NodeResourcesBalancedAllocation", 0)],
     "score": [("TaintToleration", 3), ("NodeAffinity", 2), ("NodeResourcesFit", 1), ("PodTopologySpread", 2),
