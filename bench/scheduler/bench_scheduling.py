@@ -14,7 +14,10 @@ scheduler) gets N Node objects (4 cpu, 32 Gi, 110 pods) and M pending pods; then
 
 Cases: basic; anti-affinity (each pod has a required anti-affinity, per hostname, to the
 other pods of its group of 4, after upstream's SchedulingPodAntiAffinity); spread (a zone
-topology spread constraint, maxSkew 1, over 10 zones).
+topology spread constraint, maxSkew 1, over 10 zones); preemption (after upstream's
+PreemptionBasic: every node is filled by one bound low-priority pod asking 3.9 cpu, with
+terminationGracePeriodSeconds 0 as there is no kubelet; then M high-priority pods asking 3 cpu
+each must evict one).
 
 Usage: .venv/bin/python bench/scheduler/bench_scheduling.py [--nodes 5000] [--pods 10000]
        [--case basic|anti-affinity|spread]
@@ -62,8 +65,11 @@ def node_status(i: int) -> bytes:
 
 def pod_body(i: int, case: str, namespace: str) -> bytes:
     labels = {"app": "bench", "group": f"g{i // 4}"}
+    cpu = "3" if case == "preemption" else "100m"
     spec: dict = {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                                  "resources": {"requests": {"cpu": "100m", "memory": "500Mi"}}}]}
+                                  "resources": {"requests": {"cpu": cpu, "memory": "500Mi"}}}]}
+    if case == "preemption":
+        spec["priority"] = 100
     if case == "anti-affinity":
         spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": {"matchLabels": {"group": labels["group"]}}, "topologyKey": "kubernetes.io/hostname"}]}}
@@ -73,6 +79,14 @@ def pod_body(i: int, case: str, namespace: str) -> bytes:
                                               "labelSelector": {"matchLabels": {"app": "bench"}}}]
     return orjson.dumps({"apiVersion": "v1", "kind": "Pod",
                          "metadata": {"name": f"pod-{i}", "namespace": namespace, "labels": labels}, "spec": spec})
+
+
+def victim_body(i: int) -> bytes:
+    return orjson.dumps({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": {"name": f"low-{i}", "namespace": "low", "labels": {"app": "low"}},
+                         "spec": {"nodeName": f"node-{i}", "priority": 0, "terminationGracePeriodSeconds": 0,
+                                  "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                                  "resources": {"requests": {"cpu": "3900m"}}}]}})
 
 
 async def _many(url: str, count: int, request) -> float:
@@ -115,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods", type=int, default=10000)
-    parser.add_argument("--case", choices=("basic", "anti-affinity", "spread"), default="basic")
+    parser.add_argument("--case", choices=("basic", "anti-affinity", "spread", "preemption"), default="basic")
     parser.add_argument("--zones", type=int, default=10)
     args = parser.parse_args()
     with running_server() as server, tempfile.TemporaryDirectory(prefix="pyb-bench-sched-") as work:
@@ -126,6 +140,11 @@ def main() -> None:
             "PATCH", f"/api/v1/nodes/node-{i}/status", node_status(i),
             {"Content-Type": "application/merge-patch+json"})))
         print(f"nodes created at {rate:,.0f}/s")
+        if args.case == "preemption":
+            low_ns = orjson.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "low"}})
+            asyncio.run(_many(url, 1, lambda i: ("POST", "/api/v1/namespaces", low_ns, JSON)))
+            asyncio.run(_many(url, args.nodes, lambda i: ("POST", "/api/v1/namespaces/low/pods", victim_body(i), JSON)))
+            print(f"{args.nodes:,} low-priority pods fill the nodes")
         rate = asyncio.run(_many(url, args.pods, lambda i: (
             "POST", "/api/v1/namespaces/default/pods", pod_body(i, args.case, "default"), JSON)))
         print(f"pods created at {rate:,.0f}/s")
