@@ -37,7 +37,7 @@ from pybernetes.scheduler.cache import SchedulerCache
 from pybernetes.scheduler.framework import ClusterEvent, Code, CycleState, NodeInfo, Status
 from pybernetes.scheduler.handle import Handle
 from pybernetes.scheduler.metrics import SchedulerMetrics
-from pybernetes.scheduler.nodeinfo import pod_key
+from pybernetes.scheduler.nodeinfo import pod_entry, pod_key
 from pybernetes.scheduler.queue import Closed, SchedulingQueue
 from pybernetes.scheduler.runtime import Framework, pod_name
 
@@ -270,6 +270,7 @@ class Scheduler:
             host = random.choice([name for name, score in totals.items() if score == best])
         assumed = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": host}}
         self.cache.assume_pod(assumed)
+        self.queue.delete_nominated(pod)  # placed: it no longer holds room elsewhere
         status = await fw.run_reserve(state, assumed, host)
         if status.is_success():
             status, wait = await fw.run_permit(state, assumed, host)
@@ -304,6 +305,8 @@ class Scheduler:
                 statuses[node.name] = Status.unresolvable("node(s) didn't satisfy plugin(s) [PreFilter]")
                 continue
             status = run_filter(state, pod, node)
+            if not status.code and self.queue.nominated_pods_for_node(node.name):
+                status = self._filter_with_nominated(fw, state, pod, node)
             if not status.code:  # Code.SUCCESS
                 feasible.append(node)
                 if len(feasible) >= want:
@@ -312,6 +315,25 @@ class Scheduler:
                 statuses[node.name] = status
         self._next_start = (start + processed) % total
         return feasible, statuses
+
+    def _filter_with_nominated(self, fw: Framework, state: CycleState, pod: Obj, node: NodeInfo) -> Status:
+        """The node must also hold the pods nominated to it with a priority at least the
+        pod's (they preempted for that room): filter again with them added, on copies
+        (upstream's RunFilterPluginsWithNominatedPods, second pass)."""
+        priority = int((pod.get("spec") or {}).get("priority") or 0)
+        own = pod_key(pod)
+        others = [p for p in self.queue.nominated_pods_for_node(node.name)
+                  if pod_key(p) != own and int((p.get("spec") or {}).get("priority") or 0) >= priority]
+        if not others:
+            return Status()
+        trial_state, trial_node = state.clone(), node.clone()
+        for other in others:
+            entry = pod_entry(other)
+            trial_node.add_entry(pod_key(other), entry)
+            status = fw.run_add_pod(trial_state, pod, entry, trial_node)
+            if status.code:
+                return status
+        return fw.run_filter(trial_state, pod, trial_node)
 
     async def _nominate(self, pod: Obj, node_name: str) -> None:
         """Preemption chose ``node_name``: status.nominatedNodeName, and the queue keeps the

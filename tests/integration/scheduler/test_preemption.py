@@ -64,3 +64,22 @@ async def test_pdb_protected_victim_is_spared(sched) -> None:
     assert not guarded["metadata"].get("deletionTimestamp")
     await _finish_deletions(sched)
     assert (await sched.wait_bound("urgent"))["urgent"] == "b"
+
+
+async def test_room_nominated_to_a_higher_priority_pod_is_left_for_it(sched) -> None:
+    await sched.add_node("roomy", cpu="4")
+    await sched.add_node("small", cpu="1")
+    await sched.start()
+    # A high-priority pod that was nominated to "roomy" (it preempted there) and is waiting.
+    await sched.add_pod("waiting", cpu="3500m", priority=1000, nodeSelector={"not": "yet"})
+    await sched.client.patch(PODS, "waiting", {"status": {"nominatedNodeName": "roomy"}}, "default",
+                             patch_type="merge", subresource="status")
+
+    async def queued_nomination() -> bool:
+        return sched.schedulers[0].queue.nominated_node({"metadata": {"name": "waiting", "namespace": "default"}}) \
+            == "roomy"
+
+    await sched.wait_for(queued_nomination, message="the nomination known to the queue")
+    # "roomy" looks best for a lower-priority pod (more free cpu), but 3.5 of its 4 cpu are promised.
+    await sched.add_pod("later", cpu="800m", priority=10)
+    assert (await sched.wait_bound("later"))["later"] == "small"
