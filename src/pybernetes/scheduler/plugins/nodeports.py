@@ -24,6 +24,7 @@ from pybernetes.scheduler.framework import (
     PreFilterResult,
     Status,
 )
+from pybernetes.scheduler.resources import host_ports
 
 ERR_REASON = "node(s) didn't have free ports for the requested pod ports"
 STATE_KEY = "PreFilterNodePorts"
@@ -32,21 +33,7 @@ ALL_IPS = "0.0.0.0"
 Port = tuple[str, str, int]  # (hostIP, protocol, hostPort)
 
 
-def pod_host_ports(pod: dict[str, Any]) -> tuple[Port, ...]:
-    """The host ports a pod holds while it runs (upstream's GetHostPorts, sanitized)."""
-    spec = pod.get("spec") or {}
-    containers = [c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
-    containers.extend(spec.get("containers") or ())
-    out = []
-    for container in containers:
-        for port in container.get("ports") or ():
-            try:
-                host_port = int(port.get("hostPort") or 0)
-            except (TypeError, ValueError):
-                continue
-            if host_port > 0:
-                out.append((port.get("hostIP") or ALL_IPS, port.get("protocol") or "TCP", host_port))
-    return tuple(out)
+pod_host_ports = host_ports  # the ports a pod holds while it runs (resources.host_ports)
 
 
 def ports_conflict(wanted: Iterable[Port], used: dict[Port, int]) -> bool:
