@@ -20,17 +20,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from pybernetes.client.errors import ApiError, Conflict
+from pybernetes.client.errors import ApiError, Conflict, NotFound
 from pybernetes.client.events import EventRecorder
 from pybernetes.client.informer import SharedInformer, SharedInformerFactory
 from pybernetes.client.rest import ResourceArg, RestClient
 from pybernetes.client.tasks import TaskSet
 from pybernetes.client.workqueue import RateLimitingQueue, ShutDown, default_controller_rate_limiter
 from pybernetes.machinery import meta
+from pybernetes.machinery.meta import clone as meta_clone
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,32 @@ class Controller:
             self.queue.add(key)
         else:
             self.queue.add_after(key, delay)
+
+    async def write_status(self, res: ResourceArg, obj: Obj, status: Obj, *,
+                           merge: Callable[[Obj, Obj], Obj] | None = None) -> Obj | None:
+        """PUT ``status`` through the status subresource of ``obj`` (a cached object: it is
+        copied).  On a conflict, read the object once more and retry (only while it is the same
+        object, by uid), with ``merge(fresh_status, status)`` when given; a second conflict
+        raises (the sync is retried).  The object as written, or None when it is gone."""
+        meta = obj.get("metadata") or {}
+        body = meta_clone(obj)
+        body["status"] = status
+        for attempt in range(2):
+            try:
+                return await self.client.update_status(res, body)
+            except NotFound:
+                return None
+            except Conflict:
+                if attempt:
+                    raise
+                try:
+                    body = await self.client.get(res, meta.get("name") or "", meta.get("namespace"))
+                except NotFound:
+                    return None
+                if (body.get("metadata") or {}).get("uid") != meta.get("uid"):
+                    return None
+                body["status"] = merge(body.get("status") or {}, status) if merge else status
+        return None
 
     # -- running -----------------------------------------------------------------------------
 

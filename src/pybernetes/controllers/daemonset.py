@@ -33,7 +33,7 @@ import logging
 from typing import Any, ClassVar
 
 from pybernetes.client.cache import object_of
-from pybernetes.client.errors import ApiError, Conflict, NotFound, ServerTimeout
+from pybernetes.client.errors import ApiError, NotFound, ServerTimeout
 from pybernetes.client.expectations import ControllerExpectations
 from pybernetes.controllers import daemonset_core as core
 from pybernetes.controllers import daemonset_history as hist
@@ -431,30 +431,14 @@ class DaemonSetController(Controller):
             self.enqueue_after(key, float(min_ready))
 
     async def _write_status(self, ds: Obj, status: Obj) -> None:
-        """PUT the status subresource (one retry from a fresh read on a conflict, never
-        lowering a collision count someone else raised)."""
-        obj = clone(ds)
-        obj["status"] = status
-        for attempt in range(2):
-            try:
-                await self.client.update_status(DAEMONSETS, obj)
-                return
-            except NotFound:
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                meta = ds.get("metadata") or {}
-                try:
-                    obj = await self.client.get(DAEMONSETS, meta.get("name") or "", meta.get("namespace"))
-                except NotFound:
-                    return
-                fresh = obj.get("status") or {}
-                obj["status"] = dict(status)
-                if fresh.get("collisionCount") is not None and int(fresh["collisionCount"]) > int(
-                        status.get("collisionCount") or 0):
-                    obj["status"]["collisionCount"] = fresh["collisionCount"]
-
+        """PUT the status subresource, never lowering a collision count someone else raised."""
+        def keep_collisions(fresh: Obj, ours: Obj) -> Obj:
+            merged = dict(ours)
+            if fresh.get("collisionCount") is not None and int(fresh["collisionCount"]) > int(
+                    ours.get("collisionCount") or 0):
+                merged["collisionCount"] = fresh["collisionCount"]
+            return merged
+        await self.write_status(DAEMONSETS, ds, status, merge=keep_collisions)
 
 def _has_selector(ds: Obj) -> bool:
     selector = (ds.get("spec") or {}).get("selector")

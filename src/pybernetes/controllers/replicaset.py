@@ -35,7 +35,7 @@ import logging
 from typing import Any, ClassVar
 
 from pybernetes.client.cache import object_of
-from pybernetes.client.errors import ApiError, Conflict, NotFound, ServerTimeout
+from pybernetes.client.errors import ApiError, NotFound, ServerTimeout
 from pybernetes.client.expectations import UIDTrackingExpectations
 from pybernetes.controllers import replicaset_core as core
 from pybernetes.controllers.base import Controller, Obj, key_of, split_key
@@ -301,29 +301,11 @@ class ReplicaSetLikeController(Controller):
         return list(seen.values())
 
     async def _write_status(self, owner: Obj, status: Obj) -> Obj | None:
-        """PUT the status subresource when it changed (one retry on a conflict, from a fresh
-        read); the owner as it now is (None when it is gone)."""
+        """PUT the status subresource when it changed; the owner as it now is (None when it
+        is gone)."""
         if not core.status_needs_update(owner, status):
             return owner
-        status = core.with_observed_generation(owner, status)
-        obj = clone(owner)
-        obj["status"] = status
-        for attempt in range(2):
-            try:
-                return await self.client.update_status(self.resource, obj)
-            except NotFound:
-                return None
-            except Conflict:
-                if attempt:
-                    raise
-                meta = owner.get("metadata") or {}
-                try:
-                    obj = await self.client.get(self.resource, meta.get("name") or "", meta.get("namespace"))
-                except NotFound:
-                    return None
-                obj["status"] = status
-        return None
-
+        return await self.write_status(self.resource, owner, core.with_observed_generation(owner, status))
 
 def _namespace_terminating(exc: ApiError) -> bool:
     causes = (exc.details or {}).get("causes") or []

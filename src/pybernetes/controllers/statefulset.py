@@ -454,27 +454,8 @@ class StatefulSetController(Controller):
         return status
 
     async def _write_status(self, sts: Obj, status: Obj) -> None:
-        if not core.status_differs(sts, status):
-            return
-        obj = clone(sts)
-        obj["status"] = status
-        for attempt in range(2):
-            try:
-                await self.client.update_status(STATEFULSETS, obj)
-                return
-            except NotFound:
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                try:
-                    obj = await self.client.get(STATEFULSETS, _name(sts), (sts.get("metadata") or {}).get("namespace"))
-                except NotFound:
-                    return
-                if (obj.get("metadata") or {}).get("uid") != (sts.get("metadata") or {}).get("uid"):
-                    return
-                obj["status"] = dict(status)
-
+        if core.status_differs(sts, status):
+            await self.write_status(STATEFULSETS, sts, status)
 
 def _message(error: BaseException) -> str:
     return error.message if isinstance(error, ApiError) else str(error)

@@ -109,3 +109,26 @@ async def test_controllers_read_the_managers_clock(cluster, echo_registered) -> 
     assert cm.controllers["echo"].clock.now() == 1005.0
     clock.set(10)
     assert cm.controllers["echo"].clock.now() == 10
+
+
+async def test_write_status_retries_a_conflict_from_a_fresh_read(cluster, echo_registered) -> None:
+    rs_res = ("apps", "v1", "replicasets")
+    cm = await cluster.start("echo")
+    ctl = cm.controllers["echo"]
+    body = {"metadata": {"name": "r"}, "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "b"}},
+                                                 "template": {"metadata": {"labels": {"a": "b"}},
+                                                              "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    stale = await cluster.client.create(rs_res, body, "default")
+    await cluster.client.update_status(rs_res, {**stale, "status": {"replicas": 0, "observedGeneration": 7}})
+    seen = []
+
+    def merge(current: dict, ours: dict) -> dict:
+        seen.append(current)
+        return {**ours, "observedGeneration": max(current.get("observedGeneration", 0), ours["observedGeneration"])}
+
+    written = await ctl.write_status(rs_res, stale, {"replicas": 0, "observedGeneration": 1}, merge=merge)
+    assert seen and seen[0]["observedGeneration"] == 7  # the conflict made it read the object again
+    assert written["status"]["observedGeneration"] == 7
+    assert stale.get("status") is None or "observedGeneration" not in stale["status"]  # the cached copy untouched
+    await cluster.client.delete(rs_res, "r", "default")
+    assert await ctl.write_status(rs_res, stale, {"replicas": 0}) is None
