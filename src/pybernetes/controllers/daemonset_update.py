@@ -18,12 +18,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pybernetes.controllers.daemonset_nodes import DaemonPlacement
 from pybernetes.controllers.history import REVISION_HASH_LABEL
-from pybernetes.controllers.podutil import is_pod_available, is_pod_terminating
+from pybernetes.controllers.podutil import is_pod_available, is_pod_terminating, scaled_value
 
 Obj = dict[str, Any]
 
@@ -45,24 +44,6 @@ def is_pod_updated(pod: Obj, hash_: str, generation: int | None) -> bool:
     if hash_ and labels.get(REVISION_HASH_LABEL) == hash_:
         return True
     return generation is not None and labels.get(TEMPLATE_GENERATION_LABEL) == str(generation)
-
-
-def scaled_value(value: Any, total: int, round_up: bool) -> int:
-    """An int-or-percent against ``total`` (upstream GetScaledValueFromIntOrPercent)."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"invalid value for IntOrString: {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.endswith("%"):
-        try:
-            percent = int(value[:-1])
-        except ValueError:
-            raise ValueError(f"invalid value for IntOrString: invalid value {value!r}") from None
-        scaled = percent * total / 100
-        return math.ceil(scaled) if round_up else math.floor(scaled)
-    raise ValueError(f"invalid value for IntOrString: invalid type: string is not a percentage: {value!r}")
 
 
 def _rolling(ds: Obj) -> Obj | None:

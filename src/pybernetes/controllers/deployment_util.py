@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from pybernetes.controllers.history import compute_hash
-from pybernetes.controllers.podutil import format_time, new_controller_ref, parse_time
+from pybernetes.controllers.podutil import format_time, new_controller_ref, parse_time, scaled_value
 
 Obj = dict[str, Any]
 
@@ -125,25 +124,6 @@ def min_ready_seconds(obj: Obj) -> int:
 
 
 # -- maxSurge / maxUnavailable -------------------------------------------------------------------
-
-
-def scaled_value(value: Any, total: int, round_up: bool) -> int:
-    """An IntOrString: an int as it is, "N%" as N% of ``total`` (rounded up or down).
-    Raises ValueError for anything else (validation rejects those)."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"invalid value for IntOrString: {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.endswith("%"):
-        try:
-            percent = int(value[:-1])
-        except ValueError:
-            raise ValueError(f"invalid value for IntOrString: invalid value {value!r}") from None
-        scaled = percent * total / 100
-        return math.ceil(scaled) if round_up else math.floor(scaled)
-    raise ValueError(f"invalid value for IntOrString: invalid type: string is not a percentage: {value!r}")
 
 
 def resolve_fenceposts(max_surge: Any, max_unavailable: Any, desired: int) -> tuple[int, int]:

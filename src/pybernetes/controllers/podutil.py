@@ -7,6 +7,7 @@ No I/O: every function reads or builds plain wire-shaped dicts.  Time is epoch s
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pybernetes.api.printing import format_time, parse_time
@@ -18,7 +19,8 @@ Obj = dict[str, Any]
 __all__ = [
     "parse_time", "format_time", "controller_ref", "new_controller_ref", "is_pod_active",
     "is_pod_terminating", "is_pod_ready", "pod_ready_time", "is_pod_available", "pod_condition",
-    "pod_from_template", "selector_matches", "get_condition", "set_condition", "remove_condition",
+    "pod_from_template", "scaled_value", "selector_matches", "get_condition", "set_condition",
+    "remove_condition",
 ]
 
 controller_ref = controller_of
@@ -94,6 +96,28 @@ def pod_from_template(template: Obj, *, namespace: str, owner_ref: Obj | None,
         meta["ownerReferences"] = [dict(owner_ref)]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": clone(template.get("spec") or {})}
+
+
+# -- int-or-percent ---------------------------------------------------------------------------
+
+
+def scaled_value(value: Any, total: int, round_up: bool) -> int:
+    """An IntOrString: an int as it is, "N%" as N% of ``total`` (rounded up or down).
+    Raises ValueError for anything else (validation rejects those)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"invalid value for IntOrString: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            percent = int(value[:-1])
+        except ValueError:
+            raise ValueError(f"invalid value for IntOrString: invalid value {value!r}") from None
+        scaled = percent * total / 100
+        return math.ceil(scaled) if round_up else math.floor(scaled)
+    raise ValueError(f"invalid value for IntOrString: invalid type: string is not a percentage: {value!r}")
 
 
 # -- selectors -----------------------------------------------------------------------------
