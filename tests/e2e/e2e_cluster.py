@@ -16,7 +16,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -106,3 +108,15 @@ class Cluster:
                 return resp.status, orjson.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, orjson.loads(err.read())
+
+
+def poll(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Call ``check`` until it returns something truthy (that value) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: last {last!r}")

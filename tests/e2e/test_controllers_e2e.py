@@ -6,12 +6,9 @@ emptied and goes away.  There are no Node objects here, so the pods stay Pending
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from e2e_cluster import Cluster
+from e2e_cluster import Cluster, poll
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 pytestmark = [
@@ -19,17 +16,6 @@ pytestmark = [
     pytest.mark.skipif(not os.access(KUBECTL, os.X_OK),
                        reason=f"{KUBECTL} is missing (Debian package google-cloud-cli-kubectl / kubectl)"),
 ]
-
-
-def poll(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
 
 
 def test_deployment_gets_replicaset_and_pods_then_cascade_deletes(cluster: Cluster) -> None:

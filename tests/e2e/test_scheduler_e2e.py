@@ -5,12 +5,9 @@ nowhere shows upstream's FailedScheduling event in ``kubectl describe``."""
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from e2e_cluster import Cluster
+from e2e_cluster import Cluster, poll
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 pytestmark = [
@@ -26,17 +23,6 @@ metadata:
   name: worker-1
   labels: {kubernetes.io/hostname: worker-1}
 """
-
-
-def poll(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
 
 
 def test_deployment_pods_are_scheduled_and_impossible_pods_explained(cluster: Cluster) -> None:
