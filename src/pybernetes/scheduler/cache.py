@@ -31,6 +31,7 @@ from typing import Any
 from pybernetes.scheduler.framework import NodeInfo, PodEntry
 from pybernetes.scheduler.handle import Snapshot
 from pybernetes.scheduler.nodeinfo import node_info_of, pod_entry, pod_key
+from pybernetes.scheduler.nodetable import NodeTable
 
 Obj = dict[str, Any]
 
@@ -92,6 +93,7 @@ class CacheSnapshot(Snapshot):
         self._affinity = _Members()
         self._anti_affinity = _Members()
         self.generation = 0  # bumped on every update that changed something
+        self._table = NodeTable()  # kept in step by SchedulerCache.snapshot()
 
     def with_affinity(self) -> list[NodeInfo]:
         return self._affinity.items
@@ -319,12 +321,17 @@ class SchedulerCache:
             if old is None and not self._removed:
                 snap._index[name] = len(snap.node_infos)
                 snap.node_infos.append(clone)
+                snap._table.append(clone)
             elif old is not None:
-                snap.node_infos[snap._index[name]] = clone
+                row = snap._index[name]
+                snap.node_infos[row] = clone
+                if not self._removed:
+                    snap._table.set_row(row, clone)
         self._dirty.clear()
-        if self._removed:  # rare: rebuild the list, in the cache's (stable) node order
+        if self._removed:  # rare: rebuild the list and table, in the cache's (stable) node order
             snap.node_infos = [by_name[name] for name in self._nodes]
             snap._index = {name: i for i, name in enumerate(self._nodes)}
+            snap._table = NodeTable.of(snap.node_infos)
             self._removed.clear()
         snap.generation += 1
         return snap

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pybernetes.scheduler.framework import NodeInfo, Status
+from pybernetes.scheduler.nodetable import NodeTable
 
 Obj = dict[str, Any]
 
@@ -21,6 +22,14 @@ class Snapshot:
     def __init__(self, node_infos: list[NodeInfo] | None = None) -> None:
         self.node_infos: list[NodeInfo] = list(node_infos or [])
         self._by_name = {info.name: info for info in self.node_infos}
+        self._table: NodeTable | None = None
+
+    @property
+    def table(self) -> NodeTable:
+        """The nodes as columns, row i = ``node_infos[i]`` (built on first use)."""
+        if self._table is None:
+            self._table = NodeTable.of(self.node_infos)
+        return self._table
 
     def get(self, name: str) -> NodeInfo | None:
         return self._by_name.get(name)

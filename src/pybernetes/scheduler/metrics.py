@@ -45,13 +45,22 @@ class SchedulerMetrics:
         self.pending = Gauge("scheduler_pending_pods", "Number of pending pods, by the queue type.", ["queue"],
                              registry=self.registry)
         self._pending_source = pending
+        self._children: dict[tuple[str, ...], tuple[object, object]] = {}  # labelled children, looked up once
 
     def observe_attempt(self, result: str, profile: str, seconds: float) -> None:
-        self.attempts.labels(result, profile).inc()
-        self.attempt_duration.labels(result, profile).observe(seconds)
+        children = self._children.get((result, profile))
+        if children is None:
+            children = self._children[(result, profile)] = (self.attempts.labels(result, profile),
+                                                             self.attempt_duration.labels(result, profile))
+        children[0].inc()  # type: ignore[attr-defined]
+        children[1].observe(seconds)  # type: ignore[attr-defined]
 
     def observe_bound(self, attempts: int, seconds: float) -> None:
-        self.e2e.labels(str(min(attempts, 16))).observe(seconds)
+        key = ("e2e", str(min(attempts, 16)))
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.e2e.labels(key[1]), None)
+        children[0].observe(seconds)  # type: ignore[attr-defined]
 
     def render(self) -> bytes:
         if self._pending_source is not None:

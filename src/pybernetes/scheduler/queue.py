@@ -28,7 +28,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,11 @@ def priority_then_timestamp(a: QueuedPodInfo, b: QueuedPodInfo) -> bool:
     """PrioritySort's order: higher priority first, then the earlier queued."""
     pa, pb = a.priority(), b.priority()
     return pa > pb or (pa == pb and a.timestamp < b.timestamp)
+
+
+def priority_key(info: QueuedPodInfo) -> tuple[int, float]:
+    """``priority_then_timestamp`` as a sort key."""
+    return -info.priority(), info.timestamp
 
 
 def action_matches(registered: str, happened: str) -> bool:
@@ -134,14 +139,31 @@ class _Item:
         return self.seq < other.seq
 
 
+class _KeyedItem:
+    """An active-heap entry ordered by the QueueSort plugin's ``sort_key``, computed once when
+    pushed (a pod that changes is pushed again), then the push order."""
+
+    __slots__ = ("info", "key")
+
+    def __init__(self, info: QueuedPodInfo, seq: int, sort_key: Callable[[QueuedPodInfo], Any]):
+        self.info, self.key = info, (sort_key(info), seq)
+
+    def __lt__(self, other: _KeyedItem) -> bool:
+        return self.key < other.key
+
+
 class SchedulingQueue:
     """The pending pods of a scheduler (see the module docstring)."""
 
     def __init__(self, less: Callable[[QueuedPodInfo, QueuedPodInfo], bool] | None = None,
                  pre_enqueue: Callable[[Obj], Status] | None = None, clock: Callable[[], float] = time.monotonic,
                  initial_backoff: float = 1.0, max_backoff: float = 10.0, unschedulable_timeout: float = 300.0,
-                 events_by_plugin: Mapping[str, Iterable[ClusterEvent]] | None = None) -> None:
+                 events_by_plugin: Mapping[str, Iterable[ClusterEvent]] | None = None,
+                 sort_key: Callable[[QueuedPodInfo], Any] | None = None) -> None:
+        """``less`` orders the active pods (QueueSort); ``sort_key``, when given, is an
+        equivalent key (a < b exactly when key(a) < key(b)) that the heap compares instead."""
         self._less = less or priority_then_timestamp
+        self._sort_key = sort_key if sort_key is not None else (None if less else priority_key)
         self._pre_enqueue = pre_enqueue
         self.clock = clock
         self.initial_backoff = initial_backoff
@@ -149,8 +171,8 @@ class SchedulingQueue:
         self.unschedulable_timeout = unschedulable_timeout
         self.events_by_plugin = {name: frozenset(evs) for name, evs in (events_by_plugin or {}).items()}
         self._seq = itertools.count()
-        self._active: dict[str, _Item] = {}
-        self._active_heap: list[_Item] = []
+        self._active: dict[str, _Item | _KeyedItem] = {}
+        self._active_heap: list[_Item | _KeyedItem] = []
         self._backoff: dict[str, tuple[float, int, QueuedPodInfo]] = {}
         self._backoff_heap: list[tuple[float, int, str]] = []
         self._unschedulable: dict[str, QueuedPodInfo] = {}
@@ -169,7 +191,8 @@ class SchedulingQueue:
     def _push_active(self, info: QueuedPodInfo) -> None:
         info.gated = False
         info.gating_plugin = ""
-        item = _Item(info, next(self._seq), self._less)
+        item = _KeyedItem(info, next(self._seq), self._sort_key) if self._sort_key is not None \
+            else _Item(info, next(self._seq), self._less)
         self._active[info.key] = item
         heapq.heappush(self._active_heap, item)
         if len(self._active_heap) > 2 * len(self._active) + 64:
@@ -431,6 +454,10 @@ class SchedulingQueue:
                 pods.pop(key, None)
                 if not pods:
                     del self._nominated[node]
+
+    def nominated_nodes(self) -> Collection[str]:
+        """The names of the nodes some pod is nominated to."""
+        return self._nominated.keys()
 
     def nominated_pods_for_node(self, node_name: str) -> list[Obj]:
         return list((self._nominated.get(node_name) or {}).values())

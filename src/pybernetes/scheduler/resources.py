@@ -129,19 +129,55 @@ def _aggregate(spec: Obj, defaults: bool) -> dict[str, int]:
     return total
 
 
+# Several plugins and the cache ask for the same pod's requests within a cycle (and for the
+# assumed copy of the pod, which shares its containers): results are kept by the identity of
+# the parts of the spec they come from — objects from informers are never modified — bounded.
+_MEMO_SIZE = 4096
+_requests_memo: dict[tuple[int, int, int], tuple[tuple[Any, Any, Any], dict[str, int]]] = {}
+_non_zero_memo: dict[tuple[int, int, int], tuple[tuple[Any, Any, Any], tuple[int, int]]] = {}
+
+
+def _parts(spec: Obj) -> tuple[Any, Any, Any]:
+    return spec.get("containers"), spec.get("initContainers"), spec.get("overhead")
+
+
+def _hit(memo: dict, parts: tuple[Any, Any, Any]) -> Any:
+    hit = memo.get((id(parts[0]), id(parts[1]), id(parts[2])))
+    if hit is not None and hit[0][0] is parts[0] and hit[0][1] is parts[1] and hit[0][2] is parts[2]:
+        return hit[1]
+    return None
+
+
+def _keep(memo: dict, parts: tuple[Any, Any, Any], value: Any) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[(id(parts[0]), id(parts[1]), id(parts[2]))] = (parts, value)
+
+
 def pod_requests(pod: Obj) -> dict[str, int]:
-    total = _aggregate(pod.get("spec") or {}, False)
-    out = {}
-    for name, nano in total.items():
-        amount = _from_nano(name, nano)
-        if amount:
-            out[name] = amount
-    return out
+    """The pod's requests (a new dict the caller may change)."""
+    spec = pod.get("spec") or {}
+    parts = _parts(spec)
+    out = _hit(_requests_memo, parts)
+    if out is None:
+        out = {}
+        for name, nano in _aggregate(spec, False).items():
+            amount = _from_nano(name, nano)
+            if amount:
+                out[name] = amount
+        _keep(_requests_memo, parts, out)
+    return dict(out)
 
 
 def non_zero_requests(pod: Obj) -> tuple[int, int]:
-    total = _aggregate(pod.get("spec") or {}, True)
-    return _from_nano(CPU, total.get(CPU, 0)), _from_nano(MEMORY, total.get(MEMORY, 0))
+    spec = pod.get("spec") or {}
+    parts = _parts(spec)
+    out = _hit(_non_zero_memo, parts)
+    if out is None:
+        total = _aggregate(spec, True)
+        out = _from_nano(CPU, total.get(CPU, 0)), _from_nano(MEMORY, total.get(MEMORY, 0))
+        _keep(_non_zero_memo, parts, out)
+    return out
 
 
 def node_allocatable(node: Obj) -> dict[str, int]:

@@ -7,8 +7,14 @@ and runs them as upstream does:
 - PreFilter: every plugin; a Skip status skips that plugin's Filter for this pod; the node
   sets plugins return are intersected; the first rejection ends the cycle.
 - Filter: plugins in order on one node; the first non-success status is the node's verdict.
+  ``run_filter_table`` first asks every plugin with a table form (``filter_table``) for its
+  verdict on all nodes at once (nodetable.py); only the plugins without one (or that decline
+  for this pod) then run node by node, on the nodes the others let through.  When no node
+  passes, ``table_statuses`` gives each node the status of the first plugin that rejects it
+  (that plugin's per-node ``filter`` on the rejected nodes only).
 - PreScore / Score: a Skip skips that plugin's Score; scores are normalized by the plugin
-  (NormalizeScore) and summed with the profile's weights.
+  (NormalizeScore) and summed with the profile's weights.  A plugin with ``score_table``
+  scores all the feasible nodes at once (already normalized).
 - Reserve (in order; a failure unreserves all, in reverse), Permit (allow, reject, or wait
   up to the longest timeout asked), PreBind, Bind (the first plugin that does not Skip),
   PostBind.
@@ -22,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from pybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -35,12 +44,29 @@ from pybernetes.scheduler.framework import (
     Status,
 )
 from pybernetes.scheduler.handle import Handle
+from pybernetes.scheduler.nodetable import NodeTable
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 POINTS = ("queueSort", "preEnqueue", "preFilter", "filter", "postFilter", "preScore", "score", "reserve",
           "permit", "preBind", "bind", "postBind")
+
+
+FilterFn = Callable[[CycleState, Obj, NodeInfo], Status]
+
+
+@dataclass(slots=True)
+class TableFilterResult:
+    """``run_filter_table``'s answer: ``passing`` — the rows every table-form plugin lets
+    through (None: all rows); ``per_node`` — the (name, filter) of the plugins that must still
+    run node by node, in order; ``rejecting`` — (name, per-node filter, passing rows) of each
+    table-form plugin that rejected some rows, in order; ``error`` — a plugin raised."""
+
+    passing: np.ndarray | None = None
+    per_node: list[tuple[str, FilterFn]] = field(default_factory=list)
+    rejecting: list[tuple[str, FilterFn, np.ndarray]] = field(default_factory=list)
+    error: Status | None = None
 
 
 def pod_name(pod: Obj) -> str:
@@ -73,13 +99,20 @@ class Framework:
         self.has_scores = bool(self.points["score"])
         # Bound methods, looked up once: Filter and Score run for every node of every cycle.
         self._filters = [(p.name, p.filter) for p in self.points["filter"]]  # type: ignore[attr-defined]
-        self._scores = [(p, p.score, getattr(p, "normalize_score", None), self.weights.get(p.name, 1))
-                        for p in self.points["score"]]  # type: ignore[attr-defined]
+        self._table_filters = [(p.name, getattr(p, "filter_table", None), p.filter)  # type: ignore[attr-defined]
+                               for p in self.points["filter"]]
+        self._scores = [(p, p.score, getattr(p, "normalize_score", None), self.weights.get(p.name, 1),  # type: ignore[attr-defined]
+                         getattr(p, "score_table", None)) for p in self.points["score"]]
 
     # -- the scheduling cycle ------------------------------------------------------------------
 
     def less(self, a: Any, b: Any) -> bool:
         return self.points["queueSort"][0].less(a, b)
+
+    @property
+    def sort_key(self) -> Callable[[Any], Any] | None:
+        """The QueueSort plugin's ``sort_key`` (an equivalent of its ``less``), if it has one."""
+        return getattr(self.points["queueSort"][0], "sort_key", None)
 
     def run_pre_enqueue(self, pod: Obj) -> Status:
         for plugin in self.points["preEnqueue"]:
@@ -109,9 +142,11 @@ class Framework:
                         "node(s) didn't satisfy plugin(s) [" + plugin.name + "]", plugin=plugin.name)
         return allowed, SUCCESS
 
-    def run_filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status:
+    def run_filter(self, state: CycleState, pod: Obj, node: NodeInfo,
+                   filters: list[tuple[str, FilterFn]] | None = None) -> Status:
+        """Filter on one node: every plugin, or only ``filters`` (``TableFilterResult.per_node``)."""
         skip = state.skip_filter_plugins
-        for name, filter_ in self._filters:
+        for name, filter_ in self._filters if filters is None else filters:
             if skip and name in skip:
                 continue
             try:
@@ -152,39 +187,102 @@ class Framework:
                 return status
         return SUCCESS
 
-    def run_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> tuple[dict[str, int], Status]:
-        """Total weighted score per node name."""
-        names = [n.name for n in nodes]
-        totals = dict.fromkeys(names, 0)
+    def run_filter_table(self, state: CycleState, pod: Obj, table: NodeTable) -> TableFilterResult:
+        """Filter over all of ``table``'s rows at once where plugins can (module docstring)."""
+        out = TableFilterResult()
+        skip = state.skip_filter_plugins
+        for name, filter_table, filter_ in self._table_filters:
+            if skip and name in skip:
+                continue
+            verdict = None
+            if filter_table is not None:
+                try:
+                    verdict = filter_table(state, pod, table)
+                except Exception as exc:  # noqa: BLE001
+                    out.error = self._error(self.plugins[name], pod, "Filter", exc)
+                    return out
+            if verdict is None:
+                out.per_node.append((name, filter_))
+            elif verdict is not True:
+                out.rejecting.append((name, filter_, verdict))
+                out.passing = verdict.copy() if out.passing is None else np.logical_and(out.passing, verdict)
+        return out
+
+    def table_statuses(self, state: CycleState, pod: Obj, table: NodeTable, result: TableFilterResult
+                       ) -> dict[str, Status] | None:
+        """The status of every node that ``result``'s table-form plugins reject: the first
+        rejecting plugin's per-node verdict, as ``run_filter`` would give.  None when that
+        cannot be told from the table (plugins left to run node by node, or a table form
+        that disagrees with its per-node form)."""
+        if result.per_node:
+            return None
+        statuses: dict[str, Status] = {}
+        alive = np.ones(table.n, bool)
+        infos = table.infos
+        for name, filter_, passing in result.rejecting:
+            for row in np.flatnonzero(alive & ~passing).tolist():
+                info = infos[row]
+                try:
+                    status = filter_(state, pod, info)
+                except Exception as exc:  # noqa: BLE001
+                    status = self._error(self.plugins[name], pod, "Filter", exc)
+                if not status.code:
+                    log.warning("plugin %s: table and per-node filters disagree on node %s", name, info.name)
+                    return None
+                if not status.plugin:
+                    status.plugin = name
+                statuses[info.name] = status
+            alive &= passing
+        return statuses
+
+    def run_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo], table: NodeTable | None = None,
+                  rows: np.ndarray | None = None) -> tuple[np.ndarray, Status]:
+        """Total weighted score of each of ``nodes`` (``rows`` of ``table``, when given: the
+        plugins with a table form score them all at once)."""
+        totals = np.zeros(len(nodes), np.int64)
         skip = state.skip_score_plugins
-        for plugin, score, normalize, weight in self._scores:
+        for plugin, score, normalize, weight, score_table in self._scores:
             if skip and plugin.name in skip:
                 continue
-            values: list[int] = []
-            append = values.append
             try:
-                for node in nodes:
-                    value, status = score(state, pod, node)
-                    if status.code:
-                        status.plugin = status.plugin or plugin.name
-                        return totals, status
-                    append(value)
-                if normalize is not None:
-                    scores = dict(zip(names, values, strict=True))
-                    status = normalize(state, pod, scores)
+                values = score_table(state, pod, table, rows) \
+                    if score_table is not None and table is not None else None
+                if values is None:
+                    values, status = self._score_by_node(state, pod, nodes, plugin, score, normalize)
                     if status.code:
                         return totals, status
-                    values = [scores[name] for name in names]
+                else:
+                    values = np.asarray(values, np.int64)
             except Exception as exc:  # noqa: BLE001
                 return totals, self._error(plugin, pod, "Score", exc)
-            if values and (min(values) < 0 or max(values) > MAX_NODE_SCORE):
-                bad = next(v for v in values if not 0 <= v <= MAX_NODE_SCORE)
+            if len(values) and (values.min() < 0 or values.max() > MAX_NODE_SCORE):
+                bad = next(int(v) for v in values if not 0 <= v <= MAX_NODE_SCORE)
                 return totals, Status.error(
                     f"plugin {plugin.name!r} returns an invalid score {bad}, it should in the range of "
                     f"[0, {MAX_NODE_SCORE}] after normalizing", plugin.name)
-            for name, value in zip(names, values, strict=True):
-                totals[name] += value * weight
+            totals += values * weight
         return totals, SUCCESS
+
+    @staticmethod
+    def _score_by_node(state: CycleState, pod: Obj, nodes: list[NodeInfo], plugin: Plugin, score: Any,
+                       normalize: Any) -> tuple[np.ndarray, Status]:
+        values: list[int] = []
+        append = values.append
+        for node in nodes:
+            value, status = score(state, pod, node)
+            if status.code:
+                status.plugin = status.plugin or plugin.name
+                return np.zeros(0, np.int64), status
+            append(value)
+        if normalize is not None:
+            names = [n.name for n in nodes]
+            scores = dict(zip(names, values, strict=True))
+            status = normalize(state, pod, scores)
+            if status.code:
+                status.plugin = status.plugin or plugin.name
+                return np.zeros(0, np.int64), status
+            values = [scores[name] for name in names]
+        return np.array(values, np.int64), SUCCESS
 
     async def run_post_filter(self, state: CycleState, pod: Obj, statuses: dict[str, Status]
                               ) -> tuple[str | None, Status]:

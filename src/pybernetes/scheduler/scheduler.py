@@ -24,7 +24,10 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from pybernetes.client.cache import object_of
 from pybernetes.client.errors import ApiError, NotFound
@@ -34,10 +37,11 @@ from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
 from pybernetes.scheduler import registry
 from pybernetes.scheduler.cache import SchedulerCache
-from pybernetes.scheduler.framework import ClusterEvent, Code, CycleState, NodeInfo, Status
-from pybernetes.scheduler.handle import Handle
+from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, Code, CycleState, NodeInfo, Status
+from pybernetes.scheduler.handle import Handle, Snapshot
 from pybernetes.scheduler.metrics import SchedulerMetrics
 from pybernetes.scheduler.nodeinfo import pod_entry, pod_key
+from pybernetes.scheduler.nodetable import RowInfos
 from pybernetes.scheduler.queue import Closed, SchedulingQueue
 from pybernetes.scheduler.runtime import Framework, pod_name
 
@@ -47,6 +51,7 @@ Obj = dict[str, Any]
 PODS = ("", "v1", "pods")
 MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENTAGE = 5
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 # What plugins may list through the handle, by the resource names they use.
 LISTED = {"v1/namespaces": ("", "v1", "namespaces"), "v1/services": ("", "v1", "services"),
           "v1/replicationcontrollers": ("", "v1", "replicationcontrollers"),
@@ -98,7 +103,7 @@ class Scheduler:
                 events_by_plugin.setdefault(name, set()).update(plugin.events_to_register())
         self.cache = SchedulerCache()
         self.queue = SchedulingQueue(
-            first.less, self._pre_enqueue, events_by_plugin=events_by_plugin,
+            first.less, self._pre_enqueue, events_by_plugin=events_by_plugin, sort_key=first.sort_key,
             initial_backoff=float(getattr(config, "pod_initial_backoff_seconds", 1.0)),
             max_backoff=float(getattr(config, "pod_max_backoff_seconds", 10.0)))
         self._tasks = TaskSet("scheduler")
@@ -240,7 +245,7 @@ class Scheduler:
             info.unschedulable_plugins.add(status.plugin)
             await self._fail(info, fw, status, fit_error_message(len(nodes), {}, status), cycle, started)
             return False
-        feasible, statuses = self._find_feasible(fw, state, pod, nodes, allowed)
+        feasible, rows, statuses = self._find_feasible(fw, state, pod, snapshot, allowed)
         if not feasible:
             errors = [s for s in statuses.values() if s.code == Code.ERROR]
             if errors:
@@ -262,12 +267,12 @@ class Scheduler:
             if not status.is_success():
                 await self._fail(info, fw, status, status.message(), cycle, started)
                 return False
-            totals, status = fw.run_score(state, pod, feasible)
+            totals, status = fw.run_score(state, pod, feasible, snapshot.table, rows)
             if not status.is_success():
                 await self._fail(info, fw, status, status.message(), cycle, started)
                 return False
-            best = max(totals.values())
-            host = random.choice([name for name, score in totals.items() if score == best])
+            ties = np.flatnonzero(totals == totals.max())
+            host = feasible[int(ties[random.randrange(len(ties))])].name
         assumed = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": host}}
         self.cache.assume_pod(assumed)
         self.queue.delete_nominated(pod)  # placed: it no longer holds room elsewhere
@@ -288,33 +293,76 @@ class Scheduler:
         task.add_done_callback(self.binding_tasks.discard)
         return True
 
-    def _find_feasible(self, fw: Framework, state: CycleState, pod: Obj, nodes: list[NodeInfo],
-                       allowed: frozenset[str] | None) -> tuple[list[NodeInfo], dict[str, Status]]:
+    def _find_feasible(self, fw: Framework, state: CycleState, pod: Obj, snapshot: Snapshot,
+                       allowed: frozenset[str] | None) -> tuple[Sequence[NodeInfo], np.ndarray, dict[str, Status]]:
+        """Filter: the feasible nodes (and their rows in the snapshot's table), or, when there
+        are none, every node's status.  Nodes are taken in turn from where the last cycle
+        stopped, until enough are feasible (percentageOfNodesToScore).  The plugins' table
+        forms decide all nodes at once; the rest run node by node on the candidates left."""
+        nodes = snapshot.node_infos
+        table = snapshot.table
         total = len(nodes)
         want = feasible_nodes_to_find(total, fw.profile.percentage_of_nodes_to_score or
                                       getattr(self.config, "percentage_of_nodes_to_score", 0) or 0)
-        feasible: list[NodeInfo] = []
-        statuses: dict[str, Status] = {}
+        result = fw.run_filter_table(state, pod, table)
+        if result.error is not None:
+            return [], _NO_ROWS, {nodes[0].name: result.error}
+        passing = result.passing
+        if allowed is not None:
+            named = table.rows_named(allowed)
+            passing = named if passing is None else passing & named
         start = self._next_start % total
-        processed = 0
-        run_filter = fw.run_filter
-        for i in range(total):
-            node = nodes[(start + i) % total]
-            processed += 1
+        if passing is None:
+            order = np.concatenate((np.arange(start, total), np.arange(0, start)))
+        else:
+            candidates = np.flatnonzero(passing)
+            split = int(np.searchsorted(candidates, start))
+            order = np.concatenate((candidates[split:], candidates[:split]))
+        nominated = self.queue.nominated_nodes()
+        statuses: dict[str, Status] = {}
+        if not result.per_node and not nominated:
+            rows = order[:want]
+        else:
+            chosen: list[int] = []
+            run_filter, per_node = fw.run_filter, result.per_node
+            for row in order.tolist():
+                node = nodes[row]
+                status = run_filter(state, pod, node, per_node) if per_node else SUCCESS
+                if not status.code and node.name in nominated:
+                    status = self._filter_with_nominated(fw, state, pod, node)
+                if status.code:
+                    statuses[node.name] = status
+                    continue
+                chosen.append(row)
+                if len(chosen) >= want:
+                    break
+            rows = np.array(chosen, dtype=np.intp)
+        processed = int((rows[-1] - start) % total) + 1 if len(rows) >= want else total
+        self._next_start = (start + processed) % total
+        if len(rows):
+            return RowInfos(table, rows), rows, statuses
+        rejected = fw.table_statuses(state, pod, table, result) if not statuses and allowed is None else None
+        if rejected is None or len(rejected) != total:
+            return self._statuses_by_node(fw, state, pod, nodes, allowed)
+        return [], _NO_ROWS, rejected
+
+    def _statuses_by_node(self, fw: Framework, state: CycleState, pod: Obj, nodes: list[NodeInfo],
+                          allowed: frozenset[str] | None) -> tuple[list[NodeInfo], np.ndarray, dict[str, Status]]:
+        """No node is feasible: every node's status, plugin by plugin, node by node."""
+        statuses: dict[str, Status] = {}
+        for node in nodes:
             if allowed is not None and node.name not in allowed:
                 statuses[node.name] = Status.unresolvable("node(s) didn't satisfy plugin(s) [PreFilter]")
                 continue
-            status = run_filter(state, pod, node)
+            status = fw.run_filter(state, pod, node)
             if not status.code and self.queue.nominated_pods_for_node(node.name):
                 status = self._filter_with_nominated(fw, state, pod, node)
-            if not status.code:  # Code.SUCCESS
-                feasible.append(node)
-                if len(feasible) >= want:
-                    break
-            else:
+            if status.code:
                 statuses[node.name] = status
-        self._next_start = (start + processed) % total
-        return feasible, statuses
+        if len(statuses) < len(nodes):  # should not happen: the table forms disagreed
+            log.warning("pod %s: no node was feasible, but %d passed node by node", pod_name(pod),
+                        len(nodes) - len(statuses))
+        return [], _NO_ROWS, statuses
 
     def _filter_with_nominated(self, fw: Framework, state: CycleState, pod: Obj, node: NodeInfo) -> Status:
         """The node must also hold the pods nominated to it with a priority at least the

@@ -8,6 +8,7 @@ taken is logged and skipped: scheduling matters more than its metrics);
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -33,6 +34,10 @@ class SchedulerService:
     async def start(self) -> None:
         self.scheduler = Scheduler(self.client, self.config)
         await self.scheduler.start()
+        # What the first sync loaded (every node and pod) lives long: keep it out of the
+        # collector's full passes, which would otherwise walk it all again and again.
+        gc.collect()
+        gc.freeze()
         if self.metrics_port:
             try:
                 self._runner = await serve_metrics(self.scheduler.metrics, self.metrics_host, self.metrics_port)

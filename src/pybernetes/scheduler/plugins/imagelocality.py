@@ -13,14 +13,18 @@ Image names are matched as the runtime reports them: a name without tag means ``
 one image, whichever of them the node lists.  PreScore works out each image's candidate
 names once; how many nodes hold an image is counted only when a scored node has it (once
 per image per cycle), so pods whose images are nowhere cost one dict lookup per container
-per node.
+per node.  ``score_table`` scores all nodes at once: nodes listing no images score
+``calculate_priority(0, ...)``, the few that list some are scored one by one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from pybernetes.scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
+from pybernetes.scheduler.nodetable import NodeTable
 
 Obj = dict[str, Any]
 
@@ -152,3 +156,16 @@ class ImageLocality(Plugin):
                         total += int(size * (s.num_nodes(names) / (s.total or 1)))
                         break
         return calculate_priority(total, s.num_containers), SUCCESS
+
+    def score_table(self, state: CycleState, pod: Obj, table: NodeTable, rows: np.ndarray) -> np.ndarray | None:
+        last = self._last
+        s = last[1] if last[0] is state else state.get(PRE_SCORE_KEY)
+        if s is None:
+            return None
+        scores = np.full(len(rows), calculate_priority(0, s.num_containers), np.int64)
+        with_images = table.image_rows
+        if len(with_images) and s.images:
+            infos = table.infos
+            for i in np.flatnonzero(np.isin(rows, with_images)).tolist():
+                scores[i] = self.score(state, pod, infos[int(rows[i])])[0]
+        return scores

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from pybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -70,6 +72,15 @@ def normalize_scores(scores: dict[str, int], reverse: bool = False) -> None:
     for name, value in scores.items():
         value = MAX_NODE_SCORE * value // highest
         scores[name] = MAX_NODE_SCORE - value if reverse else value
+
+
+def normalize_table(scores: np.ndarray, reverse: bool = False) -> np.ndarray:
+    """``normalize_scores`` over an array of scores (a new array)."""
+    highest = int(scores.max()) if len(scores) else 0
+    if highest <= 0:
+        return np.full(len(scores), MAX_NODE_SCORE, np.int64) if reverse else scores.copy()
+    out = MAX_NODE_SCORE * scores // highest
+    return MAX_NODE_SCORE - out if reverse else out
 
 
 def _parse_added(added: Any) -> tuple[NodeSelector | None, PreferredSchedulingTerms | None]:

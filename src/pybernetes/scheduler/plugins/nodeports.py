@@ -7,13 +7,16 @@ and an empty protocol as TCP — and skips Filter for pods without any.  Filter 
 against ``NodeInfo.used_ports`` as upstream's HostPortInfo.CheckConflict does: a wanted
 0.0.0.0 port conflicts with the same protocol/port on any IP; a wanted specific IP conflicts
 with the same protocol/port on that IP or on 0.0.0.0.  A conflict is Unschedulable,
-"node(s) didn't have free ports for the requested pod ports".
+"node(s) didn't have free ports for the requested pod ports".  ``filter_table`` checks only
+the nodes with host ports in use (nodetable.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from pybernetes.scheduler.framework import (
     SUCCESS,
@@ -24,6 +27,7 @@ from pybernetes.scheduler.framework import (
     PreFilterResult,
     Status,
 )
+from pybernetes.scheduler.nodetable import NodeTable, sparse_filter
 from pybernetes.scheduler.resources import host_ports
 
 ERR_REASON = "node(s) didn't have free ports for the requested pod ports"
@@ -74,6 +78,9 @@ class NodePorts(Plugin):
         if ports_conflict(wanted, used):
             return self._REJECT
         return SUCCESS
+
+    def filter_table(self, state: CycleState, pod: dict[str, Any], table: NodeTable) -> np.ndarray | bool:
+        return sparse_filter(self.filter, state, pod, table, table.port_rows)
 
     def events_to_register(self) -> Iterable[ClusterEvent]:
         # v1.32 with queueing hints: a pod deleted (frees ports) or a node added.

@@ -8,7 +8,9 @@ resources the node lacks, and scalar resources the pod does not request, are lef
 The score is (1 - standard deviation of the fractions) * 100, truncated: with two fractions
 the deviation is |a - b| / 2, with more the population standard deviation, with fewer 0.
 As upstream v1.32, pods that request nothing are scored too (the best-effort skip came in
-v1.33).  PreScore computes the pod's side once; Score is a short loop over it.
+v1.33).  PreScore computes the pod's side once; Score is a short loop over it;
+``score_table`` scores all nodes at once in the same float arithmetic when every node has
+every resource scored (otherwise it leaves the nodes to ``score``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from pybernetes.scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Plugin, Status
+from pybernetes.scheduler.nodetable import NodeTable
 from pybernetes.scheduler.plugins.noderesourcesfit import DEFAULT_RESOURCES, default_resources, score_entries
 
 Obj = dict[str, Any]
@@ -87,3 +92,24 @@ class NodeResourcesBalancedAllocation(Plugin):
         else:
             std = 0.0
         return int((1 - std) * MAX_NODE_SCORE), SUCCESS
+
+    def score_table(self, state: CycleState, pod: Obj, table: NodeTable, rows: np.ndarray) -> np.ndarray | None:
+        last = self._last
+        entries = last[1] if last[0] is state else state.get(PRE_SCORE_KEY)
+        if entries is None:
+            return None
+        fractions = []
+        for _kind, name, request, _weight in entries:
+            alloc = table.alloc(name)[rows]
+            if not alloc.all():  # some node lacks it: their fraction count differs, per node
+                return None
+            fractions.append(np.minimum((table.requested(name)[rows] + request) / alloc, 1.0))
+        n = len(fractions)
+        if n == 2:
+            std = np.abs((fractions[0] - fractions[1]) / 2)
+        elif n > 2:
+            mean = sum(fractions) / n
+            std = np.sqrt(sum((f - mean) * (f - mean) for f in fractions) / n)
+        else:
+            std = np.zeros(len(rows))
+        return ((1 - std) * MAX_NODE_SCORE).astype(np.int64)

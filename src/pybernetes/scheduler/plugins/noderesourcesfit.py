@@ -19,12 +19,18 @@ out.  ``LeastAllocated`` scores (allocatable - requested) * 100 / allocatable,
 ``RequestedToCapacityRatio`` a piecewise-linear ``shape`` of utilisation (0..100) to score
 (0..10, scaled to 0..100); the weighted mean of the resources, integer arithmetic as
 upstream.  PreScore computes the pod's side once; Score is a short loop over it.
+
+``filter_table``/``score_table`` give the same verdicts and scores for all nodes at once from
+the snapshot's columns (nodetable.py), in the same integer (and, for the ratio's final
+rounding, float) arithmetic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from pybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -37,6 +43,7 @@ from pybernetes.scheduler.framework import (
     PreFilterResult,
     Status,
 )
+from pybernetes.scheduler.nodetable import NodeTable
 from pybernetes.scheduler.resources import (
     CPU,
     EPHEMERAL,
@@ -291,6 +298,16 @@ class NodeResourcesFit(Plugin):
             return SUCCESS
         return Status(Code.UNSCHEDULABLE, tuple(reasons), NAME)
 
+    def filter_table(self, state: CycleState, pod: Obj, table: NodeTable) -> np.ndarray | bool | None:
+        last = self._last_filter
+        checks = last[1] if last[0] is state else state.get(PRE_FILTER_KEY)
+        if checks is None:
+            return None  # the per-node form reports the missing state
+        passing = table.requested(PODS) < table.alloc(PODS)
+        for name, amount, _reason in checks:
+            passing &= table.alloc(name) - table.requested(name) >= amount
+        return passing
+
     # -- score --------------------------------------------------------------------------------
 
     def pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
@@ -309,6 +326,43 @@ class NodeResourcesFit(Plugin):
 
     def score(self, state: CycleState, pod: Obj, node_info: NodeInfo) -> tuple[int, Status]:
         return self._scorer(state, pod, node_info)
+
+    def score_table(self, state: CycleState, pod: Obj, table: NodeTable, rows: np.ndarray) -> np.ndarray:
+        last = self._last_score
+        entries = last[1] if last[0] is state else self._entries(state, pod)
+        total = np.zeros(len(rows), np.int64)
+        weights = np.zeros(len(rows), np.int64)
+        ratio = self.strategy == REQUESTED_TO_CAPACITY_RATIO
+        shape = np.array(self._shape_table, np.int64) if ratio else None
+        for kind, name, request, weight in entries:
+            alloc = table.alloc(name)[rows]
+            if kind == KIND_CPU:
+                used = table.nz_cpu[rows] + request
+            elif kind == KIND_MEMORY:
+                used = table.nz_memory[rows] + request
+            else:
+                used = table.requested(name)[rows] + request
+            has = alloc > 0
+            safe = np.where(has, alloc, 1)
+            if self.strategy == MOST_ALLOCATED:
+                part = np.minimum(used, alloc) * MAX_NODE_SCORE // safe * weight
+                counted = has
+            elif ratio:
+                value = shape[np.minimum(used * MAX_UTILIZATION // safe, MAX_UTILIZATION)]  # type: ignore[index]
+                counted = has & (value > 0)
+                part = value * weight
+            else:
+                part = (alloc - used) * MAX_NODE_SCORE // safe * weight
+                part[used > alloc] = 0
+                counted = has
+            total += np.where(counted, part, 0)
+            weights += counted * weight
+        safe_weights = np.maximum(weights, 1)
+        if ratio:
+            scores = np.floor(total / safe_weights + 0.5).astype(np.int64)
+        else:
+            scores = total // safe_weights
+        return np.where(weights > 0, scores, 0)
 
     def _score_least(self, state: CycleState, pod: Obj, node_info: NodeInfo) -> tuple[int, Status]:
         allocatable = node_info.allocatable

@@ -1,14 +1,18 @@
 """NodeUnschedulable: the Filter plugin that keeps pods off cordoned nodes
 (``node.spec.unschedulable``), unless the pod tolerates the
 ``node.kubernetes.io/unschedulable:NoSchedule`` taint (upstream's nodeunschedulable plugin).
-A rejection is UnschedulableAndUnresolvable, "node(s) were unschedulable"."""
+A rejection is UnschedulableAndUnresolvable, "node(s) were unschedulable".  ``filter_table``
+reads the table's ``unschedulable`` column."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
+from pybernetes.scheduler.nodetable import NodeTable
 from pybernetes.scheduler.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate
 
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -31,6 +35,12 @@ class NodeUnschedulable(Plugin):
         if tolerates_unschedulable(pod):
             return SUCCESS
         return self._REJECT
+
+    def filter_table(self, state: CycleState, pod: dict[str, Any], table: NodeTable) -> np.ndarray | bool:
+        cordoned = table.unschedulable
+        if not cordoned.any() or tolerates_unschedulable(pod):
+            return True
+        return ~cordoned
 
     def events_to_register(self) -> Iterable[ClusterEvent]:
         # v1.32 with queueing hints: a node added or its taints/unschedulable changed, or the

@@ -191,6 +191,7 @@ class PodTopologySpread(Plugin):
             self.default_constraints: list[Obj] = [dict(c) for c in SYSTEM_DEFAULT_CONSTRAINTS]
         else:
             self.default_constraints = list(self.args.get("defaultConstraints") or ())
+        self._defaults_by_action: dict[str, list[Constraint]] = {}
         self._memo = CountMemo(32)
 
     # -- configuration ---------------------------------------------------------------------
@@ -257,7 +258,12 @@ class PodTopologySpread(Plugin):
             return constraints_for(own, labels, action)
         if not self.default_constraints:
             return []
-        found = constraints_for(self.default_constraints, labels, action)
+        if any(c.get("matchLabelKeys") for c in self.default_constraints):
+            found = constraints_for(self.default_constraints, labels, action)
+        else:  # the same for every pod: parsed once per action
+            found = self._defaults_by_action.get(action)
+            if found is None:
+                found = self._defaults_by_action[action] = constraints_for(self.default_constraints, {}, action)
         if not found:
             return []
         selector = default_selector(pod, self.handle)

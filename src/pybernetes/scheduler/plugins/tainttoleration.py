@@ -10,7 +10,8 @@ tainttoleration plugin).
 The pod's tolerations are compiled once per cycle (taints.CompiledTolerations, in the cycle
 state: by the first Filter call, since upstream gives this plugin no PreFilter, and by
 PreScore), and verdicts are memoized per distinct taint, so a Filter call is a few dict
-lookups.  Rejection statuses are memoized per taint too.
+lookups.  Rejection statuses are memoized per taint too.  The table forms decide only the
+nodes that have taints one by one (nodetable.py); every other node passes and counts 0.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
-from pybernetes.scheduler.plugins.nodeaffinity import normalize_scores
+from pybernetes.scheduler.nodetable import NodeTable, sparse_filter
+from pybernetes.scheduler.plugins.nodeaffinity import normalize_scores, normalize_table
 from pybernetes.scheduler.taints import DO_NOT_SCHEDULE_EFFECTS, PREFER_NO_SCHEDULE, CompiledTolerations
 
 Obj = dict[str, Any]
@@ -67,6 +71,9 @@ class TaintToleration(Plugin):
             fs.rejections[key] = status
         return status
 
+    def filter_table(self, state: CycleState, pod: Obj, table: NodeTable) -> np.ndarray | bool:
+        return sparse_filter(self.filter, state, pod, table, table.tainted_rows)
+
     def pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
         state.write(PRE_SCORE_KEY, CompiledTolerations.of_pod(pod, _PREFER))
         return SUCCESS
@@ -79,6 +86,20 @@ class TaintToleration(Plugin):
         if tolerations is None:
             return 0, Status.error(f'reading "{PRE_SCORE_KEY}" from cycleState: not found', plugin=self.name)
         return tolerations.count_untolerated(taints, PREFER_NO_SCHEDULE), SUCCESS
+
+    def score_table(self, state: CycleState, pod: Obj, table: NodeTable, rows: np.ndarray) -> np.ndarray | None:
+        """Counts (non-zero only on tainted nodes), then NormalizeScore reversed."""
+        tolerations = state.get(PRE_SCORE_KEY)
+        if tolerations is None:
+            return None
+        counts = np.zeros(len(rows), np.int64)
+        tainted = table.tainted_rows
+        if len(tainted):
+            infos = table.infos
+            for i in np.flatnonzero(np.isin(rows, tainted)).tolist():
+                taints = (infos[int(rows[i])].node.get("spec") or {}).get("taints") or ()
+                counts[i] = tolerations.count_untolerated(taints, PREFER_NO_SCHEDULE)
+        return normalize_table(counts, reverse=True)
 
     def normalize_score(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> Status:
         normalize_scores(scores, reverse=True)

@@ -1,0 +1,247 @@
+"""The node table (scheduler/nodetable.py) and the plugins' table forms.
+
+- The cache's snapshot keeps its table in step with its node infos through adds, pod
+  assumptions, node updates (taints, cordon, images, extended resources) and removals.
+- Every plugin's ``filter_table`` / ``score_table`` agrees with its per-node ``filter`` /
+  ``score`` (+ NormalizeScore) on randomly generated clusters and pods, for every scoring
+  strategy.
+- The runtime's ``table_statuses`` gives each rejected node the status the per-node chain
+  would give.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from pybernetes.scheduler import registry
+from pybernetes.scheduler.cache import SchedulerCache
+from pybernetes.scheduler.config import default_config
+from pybernetes.scheduler.framework import CycleState
+from pybernetes.scheduler.handle import Handle, Snapshot
+from pybernetes.scheduler.nodeinfo import node_info_of
+from pybernetes.scheduler.nodetable import BASE_RESOURCES, NodeTable
+from pybernetes.scheduler.plugins.imagelocality import ImageLocality
+from pybernetes.scheduler.plugins.nodename import NodeName
+from pybernetes.scheduler.plugins.nodeports import NodePorts
+from pybernetes.scheduler.plugins.noderesourcesbalancedallocation import NodeResourcesBalancedAllocation
+from pybernetes.scheduler.plugins.noderesourcesfit import NodeResourcesFit
+from pybernetes.scheduler.plugins.nodeunschedulable import NodeUnschedulable
+from pybernetes.scheduler.plugins.tainttoleration import TaintToleration
+from pybernetes.scheduler.runtime import Framework
+
+EXT = "example.com/gpu"
+IMAGES = ["busybox", "docker.io/library/nginx:1.25", "registry.k8s.io/pause:3.10", "quay.io/app/big:v1"]
+
+
+def rand_node(rng: random.Random, i: int) -> dict:
+    alloc = {"cpu": str(rng.choice([1, 2, 4, 8])), "memory": f"{rng.choice([1, 4, 32])}Gi",
+             "pods": str(rng.choice([2, 5, 110]))}
+    if rng.random() < 0.3:
+        alloc["ephemeral-storage"] = f"{rng.choice([1, 10])}Gi"
+    if rng.random() < 0.3:
+        alloc[EXT] = str(rng.choice([0, 1, 4]))
+    if rng.random() < 0.1:
+        del alloc["memory"]
+    spec: dict = {}
+    if rng.random() < 0.2:
+        spec["unschedulable"] = True
+    if rng.random() < 0.3:
+        spec["taints"] = [{"key": rng.choice(["a", "b"]), "value": rng.choice(["1", "2"]),
+                           "effect": rng.choice(["NoSchedule", "PreferNoSchedule", "NoExecute"])}
+                          for _ in range(rng.randint(1, 3))]
+    status: dict = {"allocatable": alloc, "capacity": alloc}
+    if rng.random() < 0.3:
+        status["images"] = [{"names": [rng.choice(IMAGES)], "sizeBytes": rng.choice([10, 300, 900]) * 2**20}
+                            for _ in range(rng.randint(1, 2))]
+    name = f"n{i}"
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": spec, "status": status}
+
+
+def rand_pod(rng: random.Random, i: int, node: str = "") -> dict:
+    requests: dict = {}
+    if rng.random() < 0.8:
+        requests["cpu"] = rng.choice(["100m", "500m", "1", "3"])
+    if rng.random() < 0.7:
+        requests["memory"] = rng.choice(["100Mi", "1Gi", "20Gi"])
+    if rng.random() < 0.2:
+        requests["ephemeral-storage"] = "2Gi"
+    if rng.random() < 0.2:
+        requests[EXT] = str(rng.choice([1, 2]))
+    container: dict = {"name": "c", "image": rng.choice(IMAGES), "resources": {"requests": requests}}
+    if rng.random() < 0.2:
+        container["ports"] = [{"containerPort": 80, "hostPort": rng.choice([80, 8080])}]
+    spec: dict = {"containers": [container]}
+    if rng.random() < 0.3:
+        spec["tolerations"] = [{"key": rng.choice(["a", "b"]), "operator": "Exists"}]
+    if rng.random() < 0.1:
+        spec["tolerations"] = [*spec.get("tolerations", []), {"key": "node.kubernetes.io/unschedulable",
+                                                              "operator": "Exists", "effect": "NoSchedule"}]
+    if node:
+        spec["nodeName"] = node
+    return {"metadata": {"name": f"p{i}", "namespace": "ns", "uid": f"u{i}"}, "spec": spec}
+
+
+def rand_cluster(rng: random.Random, nodes: int = 40) -> list:
+    infos = []
+    for i in range(nodes):
+        node = rand_node(rng, i)
+        pods = [rand_pod(rng, i * 100 + k, node["metadata"]["name"]) for k in range(rng.randint(0, 3))]
+        infos.append(node_info_of(node, pods))
+    return infos
+
+
+def assert_same_table(table: NodeTable, infos: list) -> None:
+    """Every column of ``table`` describes ``infos`` row by row."""
+    assert table.n == len(infos)
+    assert [info.name for info in table.infos] == [info.name for info in infos]
+    resources = set(BASE_RESOURCES)
+    for info in infos:
+        resources |= info.allocatable.keys() | info.requested.keys()
+    for res in resources:
+        assert table.alloc(res).tolist() == [info.allocatable.get(res, 0) for info in infos], res
+        assert table.requested(res).tolist() == [info.requested.get(res, 0) for info in infos], res
+    assert table.nz_cpu.tolist() == [info.non_zero_cpu for info in infos]
+    assert table.nz_memory.tolist() == [info.non_zero_memory for info in infos]
+    assert table.unschedulable.tolist() == [bool((i.node.get("spec") or {}).get("unschedulable")) for i in infos]
+    assert table.tainted_rows.tolist() == [r for r, i in enumerate(infos) if (i.node.get("spec") or {}).get("taints")]
+    assert table.port_rows.tolist() == [r for r, i in enumerate(infos) if i.used_ports]
+    assert table.image_rows.tolist() == [r for r, i in enumerate(infos) if i.images]
+    assert table.row_of == {info.name: r for r, info in enumerate(infos)}
+
+
+def test_a_table_of_infos_has_their_columns() -> None:
+    infos = rand_cluster(random.Random(1), 100)  # grows past the initial capacity
+    assert_same_table(NodeTable.of(infos), infos)
+    assert NodeTable.of([]).alloc("cpu").tolist() == []
+
+
+def test_the_cache_keeps_its_snapshot_table_in_step() -> None:
+    rng = random.Random(7)
+    cache = SchedulerCache()
+    nodes = {}
+    for step in range(400):
+        action = rng.random()
+        if action < 0.2 or not nodes:
+            node = rand_node(rng, rng.randint(0, 60))
+            nodes[node["metadata"]["name"]] = node
+            cache.add_node(node)
+        elif action < 0.35:
+            name = rng.choice(sorted(nodes))
+            node = rand_node(rng, int(name[1:]))
+            nodes[name] = node
+            cache.update_node(None, node)
+        elif action < 0.4:
+            name = rng.choice(sorted(nodes))
+            cache.remove_node(nodes.pop(name))
+        else:
+            pod = rand_pod(rng, step, rng.choice(sorted(nodes)))
+            if rng.random() < 0.5:
+                cache.assume_pod(pod)
+            else:
+                cache.add_pod(pod)
+        if rng.random() < 0.3:
+            snap = cache.snapshot()
+            assert_same_table(snap.table, snap.node_infos)
+    snap = cache.snapshot()
+    assert_same_table(snap.table, snap.node_infos)
+
+
+SCORING = [
+    {},
+    {"scoringStrategy": {"type": "MostAllocated", "resources": [{"name": "cpu", "weight": 2},
+                                                                {"name": "memory", "weight": 1},
+                                                                {"name": EXT, "weight": 3}]}},
+    {"scoringStrategy": {"type": "RequestedToCapacityRatio",
+                         "resources": [{"name": "cpu", "weight": 1}, {"name": "ephemeral-storage", "weight": 2}],
+                         "requestedToCapacityRatio": {"shape": [{"utilization": 0, "score": 0},
+                                                                {"utilization": 60, "score": 3},
+                                                                {"utilization": 100, "score": 10}]}}},
+    {"scoringStrategy": {"type": "LeastAllocated", "resources": [{"name": "cpu", "weight": 1},
+                                                                 {"name": "memory", "weight": 5},
+                                                                 {"name": "ephemeral-storage", "weight": 1}]}},
+]
+
+
+def _plugins(handle: Handle) -> list:
+    out = [NodeUnschedulable({}, handle), NodeName({}, handle), TaintToleration({}, handle),
+           NodePorts({}, handle), ImageLocality({}, handle),
+           NodeResourcesBalancedAllocation({}, handle),
+           NodeResourcesBalancedAllocation({"resources": [{"name": "cpu"}, {"name": "memory"},
+                                                          {"name": "ephemeral-storage"}]}, handle)]
+    out += [NodeResourcesFit(args, handle) for args in SCORING]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_table_forms_agree_with_the_per_node_forms(seed: int) -> None:
+    rng = random.Random(seed)
+    infos = rand_cluster(rng, rng.choice([5, 40, 120]))
+    snapshot = Snapshot(infos)
+    handle = Handle(snapshot)
+    table = snapshot.table
+    compared_filters = compared_scores = 0
+    for plugin in _plugins(handle):
+        for k in range(15):
+            pod = rand_pod(rng, 10_000 + k, rng.choice(["", "", "", infos[0].name, "nowhere"]))
+            state = CycleState()
+            if hasattr(plugin, "pre_filter"):
+                _, status = plugin.pre_filter(state, pod, infos)
+                if status.is_skip():
+                    continue
+                assert status.is_success()
+            if hasattr(plugin, "filter_table"):
+                verdict = plugin.filter_table(state, pod, table)
+                per_node = [not plugin.filter(state, pod, info).code for info in infos]
+                got = [True] * len(infos) if verdict is True else verdict.tolist()
+                assert got == per_node, (plugin.name, pod)
+                compared_filters += 1
+            if hasattr(plugin, "score_table"):
+                if hasattr(plugin, "pre_score"):
+                    assert plugin.pre_score(state, pod, infos).is_success()
+                rows = np.array(sorted(rng.sample(range(len(infos)), rng.randint(1, len(infos)))), np.intp)
+                chosen = [infos[r] for r in rows.tolist()]
+                values = plugin.score_table(state, pod, table, rows)
+                if values is None:  # declined for this pod: the per-node form scores it
+                    continue
+                per_node = {info.name: plugin.score(state, pod, info)[0] for info in chosen}
+                if hasattr(plugin, "normalize_score"):
+                    plugin.normalize_score(state, pod, per_node)
+                assert values.tolist() == [per_node[info.name] for info in chosen], (plugin.name, pod)
+                compared_scores += 1
+    assert compared_filters > 20 and compared_scores > 20
+
+
+def test_balanced_allocation_declines_when_a_node_lacks_a_resource() -> None:
+    infos = [node_info_of({"metadata": {"name": "a"}, "status": {"allocatable": {"cpu": "1", "memory": "1Gi"}}}),
+             node_info_of({"metadata": {"name": "b"}, "status": {"allocatable": {"cpu": "1"}}})]
+    plugin = NodeResourcesBalancedAllocation({}, Handle(Snapshot(infos)))
+    state = CycleState()
+    pod = rand_pod(random.Random(0), 1)
+    plugin.pre_score(state, pod, infos)
+    assert plugin.score_table(state, pod, Snapshot(infos).table, np.array([0, 1], np.intp)) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_table_statuses_match_the_per_node_chain(seed: int) -> None:
+    rng = random.Random(100 + seed)
+    infos = rand_cluster(rng, 60)
+    snapshot = Snapshot(infos)
+    handle = Handle(snapshot)
+    fw = Framework(default_config().profiles[0], registry.load, handle)
+    for k in range(20):
+        pod = rand_pod(rng, 20_000 + k)
+        state = CycleState()
+        allowed, status = fw.run_pre_filter(state, pod, infos)
+        assert status.is_success() and allowed is None
+        result = fw.run_filter_table(state, pod, snapshot.table)
+        assert result.error is None and not result.per_node
+        per_node = {info.name: fw.run_filter(state, pod, info) for info in infos}
+        passing = [info.name for info in infos if not per_node[info.name].code]
+        table_passing = [info.name for r, info in enumerate(infos)
+                         if result.passing is None or result.passing[r]]
+        assert table_passing == passing
+        statuses = fw.table_statuses(state, pod, snapshot.table, result)
+        assert statuses == {name: s for name, s in per_node.items() if s.code}
