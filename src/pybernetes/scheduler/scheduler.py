@@ -62,6 +62,11 @@ LISTED = {"v1/namespaces": ("", "v1", "namespaces"), "v1/services": ("", "v1", "
           "storage.k8s.io/v1/storageclasses": ("storage.k8s.io", "v1", "storageclasses"),
           "policy/v1/poddisruptionbudgets": ("policy", "v1", "poddisruptionbudgets"),
           "scheduling.k8s.io/v1/priorityclasses": ("scheduling.k8s.io", "v1", "priorityclasses")}
+# Listed resources whose changes may make rejected pods schedulable: the ClusterEvent kind
+# their Add/Update/Delete is reported as (plugins register for them, as upstream's names).
+EVENT_KINDS = {"v1/persistentvolumeclaims": "PersistentVolumeClaim", "v1/persistentvolumes": "PersistentVolume",
+               "storage.k8s.io/v1/storageclasses": "StorageClass", "v1/namespaces": "Namespace",
+               "v1/services": "Service"}
 
 
 def feasible_nodes_to_find(total: int, percentage: int) -> int:
@@ -126,6 +131,17 @@ class Scheduler:
         pods.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         nodes = self.informers.informer(("", "v1", "nodes"))
         nodes.add_event_handler(self._node_added, self._node_updated, self._node_deleted)
+        for resource, kind in EVENT_KINDS.items():
+            self._listers[resource].add_event_handler(*self._movers(kind))
+
+    def _movers(self, kind: str) -> tuple[Any, Any, Any]:
+        """Informer handlers reporting ``kind``'s Add/Update/Delete to the queue."""
+        queue = self.queue
+        return (lambda _obj: queue.move_all_to_active_or_backoff(ClusterEvent(kind, "Add")),
+                lambda old, new: queue.move_all_to_active_or_backoff(ClusterEvent(kind, "Update"))
+                if (old.get("metadata") or {}).get("resourceVersion") != (new.get("metadata") or {}).get("resourceVersion")
+                else None,
+                lambda _obj: queue.move_all_to_active_or_backoff(ClusterEvent(kind, "Delete")))
 
     def _ours(self, pod: Obj) -> bool:
         spec = pod.get("spec") or {}
