@@ -13,6 +13,10 @@ all rows at once from these columns:
 - ``tainted_rows`` / ``port_rows`` / ``image_rows``: the rows (sorted int arrays) of nodes with
   taints, with host ports in use, with images listed.  Most nodes have none of these, so the
   plugins that depend on them decide the few rows that do node by node.
+- ``label_codes(key)``: each row's value of node label ``key`` as an int code (-1: no such
+  label) and the code of each value; tracked from the first request on.
+- ``versions``: a stamp per row, new whenever the row is set, so that state kept across
+  cycles (PodTopologySpread's domain counts) recounts only the rows that changed.
 
 The per-node ``filter``/``score`` methods stay the definition of a plugin's verdict; the table
 forms are accelerated equivalents, and a shared test checks that both agree.
@@ -53,6 +57,9 @@ class NodeTable:
         self._images: set[int] = set()
         self._sorted: dict[str, np.ndarray] = {}  # memo of the sparse row sets as arrays
         self._zeros: np.ndarray | None = None
+        self._versions = np.zeros(self._cap, _INT)
+        self._stamp = 0
+        self._labels: dict[str, tuple[np.ndarray, dict[str, int]]] = {}  # key -> (codes, value -> code)
 
     @classmethod
     def of(cls, infos: Sequence[NodeInfo]) -> NodeTable:
@@ -82,6 +89,23 @@ class NodeTable:
     @property
     def unschedulable(self) -> np.ndarray:
         return self._unschedulable[: self.n]
+
+    @property
+    def versions(self) -> np.ndarray:
+        return self._versions[: self.n]
+
+    def label_codes(self, key: str) -> tuple[np.ndarray, dict[str, int]]:
+        """(code of each row's value of label ``key``, -1 when missing; value -> code)."""
+        tracked = self._labels.get(key)
+        if tracked is None:
+            codes = np.full(self._cap, -1, np.int32)
+            index: dict[str, int] = {}
+            for row, info in enumerate(self.infos):
+                value = info.labels.get(key)
+                if value is not None:
+                    codes[row] = index.setdefault(value, len(index))
+            tracked = self._labels[key] = (codes, index)
+        return tracked[0][: self.n], tracked[1]
 
     def zeros(self) -> np.ndarray:
         """A shared read-only int64 zero column (never write to it)."""
@@ -125,7 +149,11 @@ class NodeTable:
                 bigger = np.zeros(cap, _INT)
                 bigger[: self._cap] = column
                 columns[name] = bigger
-        for attr in ("_nz_cpu", "_nz_memory", "_unschedulable"):
+        for key, (codes, index) in self._labels.items():
+            bigger = np.full(cap, -1, np.int32)
+            bigger[: self._cap] = codes
+            self._labels[key] = (bigger, index)
+        for attr in ("_nz_cpu", "_nz_memory", "_unschedulable", "_versions"):
             column = getattr(self, attr)
             bigger = np.zeros(cap, column.dtype)
             bigger[: self._cap] = column
@@ -163,6 +191,13 @@ class NodeTable:
             column[row] = allocatable.get(name, 0)
         for name, column in self._requested.items():
             column[row] = requested.get(name, 0)
+        self._stamp += 1
+        self._versions[row] = self._stamp
+        if self._labels:
+            labels = info.labels
+            for key, (codes, index) in self._labels.items():
+                value = labels.get(key)
+                codes[row] = -1 if value is None else index.setdefault(value, len(index))
         self._nz_cpu[row] = info.non_zero_cpu
         self._nz_memory[row] = info.non_zero_memory
         spec = info.node.get("spec") or {}

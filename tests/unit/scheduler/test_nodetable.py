@@ -57,7 +57,10 @@ def rand_node(rng: random.Random, i: int) -> dict:
         status["images"] = [{"names": [rng.choice(IMAGES)], "sizeBytes": rng.choice([10, 300, 900]) * 2**20}
                             for _ in range(rng.randint(1, 2))]
     name = f"n{i}"
-    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": spec, "status": status}
+    labels = {"kubernetes.io/hostname": name}
+    if rng.random() < 0.9:
+        labels["topology.kubernetes.io/zone"] = f"z{rng.randint(0, 3)}"
+    return {"metadata": {"name": name, "labels": labels}, "spec": spec, "status": status}
 
 
 def rand_pod(rng: random.Random, i: int, node: str = "") -> dict:
@@ -81,7 +84,8 @@ def rand_pod(rng: random.Random, i: int, node: str = "") -> dict:
                                                               "operator": "Exists", "effect": "NoSchedule"}]
     if node:
         spec["nodeName"] = node
-    return {"metadata": {"name": f"p{i}", "namespace": "ns", "uid": f"u{i}"}, "spec": spec}
+    labels = {"app": rng.choice(["web", "db"])}
+    return {"metadata": {"name": f"p{i}", "namespace": "ns", "uid": f"u{i}", "labels": labels}, "spec": spec}
 
 
 def rand_cluster(rng: random.Random, nodes: int = 40) -> list:
@@ -110,12 +114,21 @@ def assert_same_table(table: NodeTable, infos: list) -> None:
     assert table.port_rows.tolist() == [r for r, i in enumerate(infos) if i.used_ports]
     assert table.image_rows.tolist() == [r for r, i in enumerate(infos) if i.images]
     assert table.row_of == {info.name: r for r, info in enumerate(infos)}
+    for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname"):
+        codes, index = table.label_codes(key)
+        names = {code: value for value, code in index.items()}
+        assert [names.get(int(c)) for c in codes] == [info.labels.get(key) for info in infos]
 
 
 def test_a_table_of_infos_has_their_columns() -> None:
     infos = rand_cluster(random.Random(1), 100)  # grows past the initial capacity
     assert_same_table(NodeTable.of(infos), infos)
     assert NodeTable.of([]).alloc("cpu").tolist() == []
+    table = NodeTable.of(infos[:3])
+    table.label_codes("topology.kubernetes.io/zone")  # tracked from now on, through growth
+    for info in infos[3:]:
+        table.append(info)
+    assert_same_table(table, infos)
 
 
 def test_the_cache_keeps_its_snapshot_table_in_step() -> None:
@@ -144,7 +157,9 @@ def test_the_cache_keeps_its_snapshot_table_in_step() -> None:
                 cache.add_pod(pod)
         if rng.random() < 0.3:
             snap = cache.snapshot()
+            versions = snap.table.versions.copy()
             assert_same_table(snap.table, snap.node_infos)
+            assert (cache.snapshot().table.versions == versions).all()  # nothing changed: same stamps
     snap = cache.snapshot()
     assert_same_table(snap.table, snap.node_infos)
 
@@ -245,3 +260,45 @@ def test_table_statuses_match_the_per_node_chain(seed: int) -> None:
         assert table_passing == passing
         statuses = fw.table_statuses(state, pod, snapshot.table, result)
         assert statuses == {name: s for name, s in per_node.items() if s.code}
+
+
+def spread_pod(rng: random.Random, i: int) -> dict:
+    pod = rand_pod(rng, i)
+    constraints = [{"maxSkew": rng.choice([1, 2]), "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}]
+    if rng.random() < 0.5:
+        constraints.append({"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable":
+                            "DoNotSchedule", "labelSelector": {"matchLabels": {"app": rng.choice(["web", "db"])}}})
+    if rng.random() < 0.3:
+        constraints[0]["minDomains"] = rng.choice([2, 6])
+    pod["spec"]["topologySpreadConstraints"] = constraints
+    return pod
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_topology_spread_table_filter_agrees_with_the_per_node_filter(seed: int) -> None:
+    from pybernetes.scheduler.plugins.podtopologyspread import PodTopologySpread
+    rng = random.Random(300 + seed)
+    cache = SchedulerCache()
+    for i in range(rng.choice([8, 60])):
+        cache.add_node(rand_node(rng, i))
+    names = [info.name for info in cache.snapshot().node_infos]
+    handle = Handle()
+    plugin = PodTopologySpread({}, handle)
+    for k in range(40):  # pods land between checks: the counts follow the changed rows
+        snapshot = cache.snapshot()
+        handle.snapshot = snapshot
+        infos = snapshot.node_infos
+        pod = spread_pod(rng, 30_000 + k)
+        state = CycleState()
+        _, status = plugin.pre_filter(state, pod, infos)
+        assert status.is_success(), status
+        verdict = plugin.filter_table(state, pod, snapshot.table)
+        per_node = [not plugin.filter(state, pod, info).code for info in infos]
+        assert (verdict.tolist() if verdict is not True else [True] * len(infos)) == per_node
+        fresh = PodTopologySpread({}, Handle(Snapshot(list(infos))))  # counted from scratch
+        fresh_state = CycleState()
+        fresh.pre_filter(fresh_state, pod, list(infos))
+        assert [not fresh.filter(fresh_state, pod, info).code for info in infos] == per_node
+        placed = {**pod, "spec": {**pod["spec"], "nodeName": rng.choice(names)}}
+        cache.add_pod(placed)

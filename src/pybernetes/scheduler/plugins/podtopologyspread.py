@@ -14,7 +14,8 @@ spread a pod's "siblings" evenly over topology domains (zones, hosts ...).
   update it exactly (preemption's what-ifs) on a copy-on-write clone.
 - Filter is a couple of lookups per constraint: a node without a topology key is
   UnschedulableAndUnresolvable ("... (missing required label)"); a domain whose count plus the
-  pod itself exceeds the minimum by more than maxSkew is Unschedulable.
+  pod itself exceeds the minimum by more than maxSkew is Unschedulable.  ``filter_table`` does
+  the same for all nodes at once from the node table's label codes.
 - PreScore / Score / NormalizeScore (ScheduleAnyway constraints): a node scores the sum over
   constraints of count-in-its-domain × log(number of domains + 2) + (maxSkew − 1); nodes missing
   a topology key are ignored (0) unless only system defaults apply; normalization reverses the
@@ -28,6 +29,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from pybernetes.machinery.errors import (
     FieldError,
@@ -51,6 +54,7 @@ from pybernetes.scheduler.framework import (
     Status,
 )
 from pybernetes.scheduler.nodeselector import RequiredNodeAffinity
+from pybernetes.scheduler.nodetable import NodeTable
 from pybernetes.scheduler.plugins.podtopologyspread_counts import CountMemo, accumulate_counts
 from pybernetes.scheduler.plugins.podtopologyspread_helpers import (
     DO_NOT_SCHEDULE,
@@ -288,7 +292,7 @@ class PodTopologySpread(Plugin):
         tolerations = spec.get("tolerations") or []
         counts: list[dict[str, int]] = [{} for _ in constraints]
         accumulate_counts(nodes, list(zip(constraints, counts, strict=True)), self._memo, namespace,
-                          [c.key for c in constraints], affinity, tolerations, False)
+                          [c.key for c in constraints], affinity, tolerations, False, self._table_of(nodes))
         pod_labels = meta.get("labels") or {}
         self_match = [1 if c.selector.matches(pod_labels) else 0 for c in constraints]
         state.write(PRE_FILTER_KEY, SpreadState(constraints, counts, self_match, namespace, affinity, tolerations))
@@ -306,6 +310,32 @@ class PodTopologySpread(Plugin):
             if counts.get(value, 0) > limit:
                 return s.too_skewed
         return SUCCESS
+
+    def filter_table(self, state: CycleState, pod: Obj, table: NodeTable) -> np.ndarray | bool | None:
+        s = state.get(PRE_FILTER_KEY)
+        if s is None:
+            return None  # the per-node form reports the missing state
+        passing = None
+        for key, counts, limit in s.checks:
+            codes, index = table.label_codes(key)
+            ok = codes >= 0
+            if limit < _NO_LIMIT:
+                per_value = np.zeros(len(index) + 1, np.int64)  # the extra slot: code -1
+                for value, count in counts.items():
+                    code = index.get(value)
+                    if code is not None:
+                        per_value[code] = count
+                ok &= per_value[codes] <= limit
+            passing = ok if passing is None else passing & ok
+        return True if passing is None else passing
+
+    def _table_of(self, nodes: list[NodeInfo]) -> NodeTable | None:
+        """The snapshot's node table when ``nodes`` are the snapshot's nodes (counts then
+        follow the table's row stamps)."""
+        snapshot = getattr(self.handle, "snapshot", None)
+        if snapshot is not None and nodes is snapshot.node_infos:
+            return snapshot.table
+        return None
 
     def add_pod(self, state: CycleState, pod: Obj, pod_to_add: PodEntry, node_info: NodeInfo) -> Status:
         return self._update(state, pod_to_add.pod, node_info, 1)
@@ -373,7 +403,7 @@ class PodTopologySpread(Plugin):
         if plan:
             accumulate_counts(all_nodes, plan, self._memo, namespace,
                               [c.key for c in constraints] if require_all else [], required_affinity(pod),
-                              spec.get("tolerations") or [], True)
+                              spec.get("tolerations") or [], True, self._table_of(all_nodes))
         state.write(PRE_SCORE_KEY, ScoreState(constraints, ignored, counts, weights, namespace, self._memo))
         return SUCCESS
 

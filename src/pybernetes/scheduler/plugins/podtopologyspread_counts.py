@@ -9,8 +9,9 @@ nodes — pure, no I/O.
   keeps ``DomainCounter``s.
 - ``DomainCounter``: the per-domain totals of one (namespace, selector, topology key, keys a
   node must carry), kept across cycles.  The cache's snapshot keeps unchanged NodeInfo objects
-  from one cycle to the next, so a refresh compares the node list with the previous one by
-  identity and generation (in C, through ``map``) and recounts only the nodes that changed.
+  from one cycle to the next, so a refresh recounts only the nodes that changed: those whose
+  row stamp in the snapshot's node table changed (one array comparison), or — for a node list
+  without a table — those that differ from the previous list by identity or generation.
 - ``accumulate_counts``: PreFilter's and PreScore's per-domain counts over the nodes: from a
   DomainCounter for constraints without an inclusion policy to evaluate, else by a scan
   (nodeAffinityPolicy Honor with a pod that has node affinity, nodeTaintsPolicy Honor).
@@ -21,6 +22,8 @@ from __future__ import annotations
 from itertools import compress
 from operator import attrgetter, is_not, ne
 from typing import Any
+
+import numpy as np
 
 from pybernetes.machinery.selectors import LabelSelector
 from pybernetes.scheduler.framework import NodeInfo
@@ -94,7 +97,7 @@ class DomainCounter:
     ``key`` ("" when it has none) and every such domain exists, even with 0 pods."""
 
     __slots__ = ("namespace", "selector", "key", "required", "nodes", "generations", "values", "counts",
-                 "totals", "members")
+                 "totals", "members", "table", "versions")
 
     def __init__(self, namespace: str, selector: LabelSelector, key: str, required: tuple[str, ...]) -> None:
         self.namespace = namespace
@@ -107,6 +110,8 @@ class DomainCounter:
         self.counts: list[int] = []
         self.totals: dict[str, int] = {}
         self.members: dict[str, int] = {}  # domain -> nodes in it (a domain goes with its last node)
+        self.table: Any = None  # the node table of the last refresh, and its row stamps then
+        self.versions: Any = None
 
     def _domain_of(self, info: NodeInfo) -> str | None:
         labels = (info.node.get("metadata") or {}).get("labels") or {}
@@ -130,19 +135,32 @@ class DomainCounter:
             del self.members[value]
             del self.totals[value]
 
-    def refresh(self, nodes: list[NodeInfo], memo: CountMemo) -> dict[str, int]:
-        """The totals over ``nodes`` (the caller copies them before changing anything)."""
+    def refresh(self, nodes: list[NodeInfo], memo: CountMemo, node_table: Any = None) -> dict[str, int]:
+        """The totals over ``nodes`` (the caller copies them before changing anything).
+        ``node_table``: the NodeTable whose rows are ``nodes``, if there is one."""
         table = memo.table(self.namespace, self.selector)
-        generations = list(map(_generation, nodes))
         n = len(nodes)
-        if n != len(self.nodes):
-            changed: Any = range(n)
-            self.values, self.counts = [None] * n, [0] * n
-            self.totals, self.members = {}, {}
+        generations: list[int] = []
+        if node_table is not None and node_table.n == n:
+            versions = node_table.versions
+            if self.table is node_table and self.versions is not None and len(self.versions) == n:
+                changed: Any = np.flatnonzero(versions != self.versions).tolist()
+            else:
+                changed = range(n)
+                self.values, self.counts = [None] * n, [0] * n
+                self.totals, self.members = {}, {}
+            self.table, self.versions = node_table, versions.copy()
         else:
-            moved = set(compress(range(n), map(is_not, nodes, self.nodes)))
-            moved.update(compress(range(n), map(ne, generations, self.generations)))
-            changed = sorted(moved)
+            self.table = self.versions = None
+            generations = list(map(_generation, nodes))
+            if n != len(self.nodes) or not self.generations:
+                changed = range(n)
+                self.values, self.counts = [None] * n, [0] * n
+                self.totals, self.members = {}, {}
+            else:
+                moved = set(compress(range(n), map(is_not, nodes, self.nodes)))
+                moved.update(compress(range(n), map(ne, generations, self.generations)))
+                changed = sorted(moved)
         values, counts = self.values, self.counts
         for i in changed:
             info = nodes[i]
@@ -151,7 +169,8 @@ class DomainCounter:
             count = MemoCount(table, info, self.selector, self.namespace) if value is not None else 0
             values[i], counts[i] = value, count
             self._add(value, count)
-        self.nodes = list(nodes)
+        if self.table is None:
+            self.nodes = list(nodes)
         self.generations = generations
         return self.totals
 
@@ -161,7 +180,7 @@ MemoCount = CountMemo.count
 
 def accumulate_counts(nodes: list[NodeInfo], plan: list[tuple[Constraint, dict[str, int]]], memo: CountMemo,
                       namespace: str, required_keys: list[str], affinity: RequiredNodeAffinity,
-                      tolerations: list[Obj], known_domains_only: bool) -> None:
+                      tolerations: list[Obj], known_domains_only: bool, node_table: Any = None) -> None:
     """Add to each ``plan`` entry's domain counts the pods on ``nodes`` matching its
     constraint.  Nodes lacking one of ``required_keys`` are skipped; a constraint skips the
     nodes its inclusion policies exclude; a missing key is the domain "" (as upstream).
@@ -173,7 +192,7 @@ def accumulate_counts(nodes: list[NodeInfo], plan: list[tuple[Constraint, dict[s
         if (c.honor_affinity and not plain_affinity) or c.honor_taints:
             scan.append((c, counts))
             continue
-        totals = memo.counter(namespace, c.selector, c.key, required).refresh(nodes, memo)
+        totals = memo.counter(namespace, c.selector, c.key, required).refresh(nodes, memo, node_table)
         if known_domains_only:
             for value in counts:
                 counts[value] += totals.get(value, 0)
