@@ -87,6 +87,8 @@ class CacheSnapshot(Snapshot):
     """A ``Snapshot`` the cache updates in place, with the nodes that have pods with
     (anti-)affinity kept in step in O(1) per changed node."""
 
+    tracks_changes = True
+
     def __init__(self) -> None:
         super().__init__([])
         self._index: dict[str, int] = {}

@@ -31,6 +31,18 @@ class Snapshot:
             self._table = NodeTable.of(self.node_infos)
         return self._table
 
+    # Whether the table follows every change of the nodes through row stamps (the cache's
+    # snapshot: a NodeInfo is replaced, never changed in place).  A plain Snapshot's NodeInfos
+    # may be changed in place (tests do), which its table would not see.
+    tracks_changes = False
+
+    def incremental_table(self, nodes: object) -> NodeTable | None:
+        """The table, for state kept across cycles that follows its row stamps — only when it
+        tracks changes and ``nodes`` are this snapshot's nodes (else None: recompute)."""
+        if self.tracks_changes and nodes is self.node_infos:
+            return self.table
+        return None
+
     def get(self, name: str) -> NodeInfo | None:
         return self._by_name.get(name)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from pybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -27,6 +29,8 @@ from pybernetes.scheduler.framework import (
     PreFilterResult,
     Status,
 )
+from pybernetes.scheduler.nodetable import NodeTable
+from pybernetes.scheduler.plugins.interpodaffinity_index import PodIndex
 from pybernetes.scheduler.plugins.interpodaffinity_terms import (
     AffinityTerm,
     Pair,
@@ -71,6 +75,18 @@ def _matched_keys(affinity_terms: list[AffinityTerm], anti_terms: list[AffinityT
         affinity_keys = tuple(t.topology_key for t in affinity_terms)
     anti_keys = tuple(t.topology_key for t in anti_terms if t.matches_meta(namespace, labels))
     return affinity_keys, anti_keys
+
+
+def _positive_by_code(counts: dict[Pair, int], key: str, codes: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """Per row: whether the count of (key, the row's value of key) is positive (False where
+    the row has no such label)."""
+    positive = np.zeros(len(index) + 1, bool)  # the extra slot: code -1
+    for (k, value), count in counts.items():
+        if k == key and count > 0:
+            code = index.get(value)
+            if code is not None:
+                positive[code] = True
+    return positive[codes]
 
 
 def _aggregate(errors: list[str]) -> str:
@@ -147,6 +163,7 @@ class InterPodAffinity(Plugin):
         self.hard_pod_affinity_weight = int(merged["hardPodAffinityWeight"])
         self.ignore_preferred_terms_of_existing_pods = bool(merged["ignorePreferredTermsOfExistingPods"])
         self._terms = TermCache()
+        self._index = PodIndex(self._terms)
 
     @classmethod
     def default_args(cls) -> Obj:
@@ -215,12 +232,22 @@ class InterPodAffinity(Plugin):
         namespace = meta.get("namespace") or ""
         s = PreFilterState(pod, affinity_terms, anti_terms, self._namespace_labels(namespace))
         all_nodes = self._node_lists(nodes)
-        snapshot = getattr(self.handle, "snapshot", None)
-        if snapshot is not None and len(snapshot):
-            anti_nodes = snapshot.with_required_anti_affinity()
+        index = self._index_for(all_nodes)
+        if index is not None:
+            self._count_from_index(index, s, pod, affinity_terms, anti_terms)
         else:
-            anti_nodes = [info for info in all_nodes if info.pods_with_required_anti_affinity]
+            self._count_by_scan(s, pod, all_nodes, affinity_terms, anti_terms)
+        existing = s.existing_anti_affinity_counts
+        if not existing and not affinity_terms and not anti_terms:
+            return None, Status.skip()
+        state.write(PRE_FILTER_STATE_KEY, s)
+        return None, SUCCESS
 
+    def _count_by_scan(self, s: PreFilterState, pod: Obj, all_nodes: list[NodeInfo],
+                       affinity_terms: list[AffinityTerm], anti_terms: list[AffinityTerm]) -> None:
+        """PreFilter's three counters by looking at every pod on every node (the nodes are not
+        the snapshot's: no node table to index)."""
+        anti_nodes = [info for info in all_nodes if info.pods_with_required_anti_affinity]
         # Existing pods whose required anti-affinity terms match the incoming pod (each distinct
         # interned term is matched once per cycle).
         existing = s.existing_anti_affinity_counts
@@ -282,10 +309,48 @@ class InterPodAffinity(Plugin):
                             pair = (key, value)
                             counts[pair] = counts.get(pair, 0) + 1
 
-        if not existing and not affinity_terms and not anti_terms:
-            return None, Status.skip()
-        state.write(PRE_FILTER_STATE_KEY, s)
-        return None, SUCCESS
+    def _index_for(self, nodes: Any) -> PodIndex | None:
+        """The pod index, refreshed, when ``nodes`` are the snapshot's nodes (None otherwise:
+        the counters are then taken by a scan)."""
+        snapshot = getattr(self.handle, "snapshot", None)
+        table = snapshot.incremental_table(nodes) if snapshot is not None and len(snapshot) else None
+        if table is None:
+            return None
+        self._index.refresh(table)
+        return self._index
+
+    @staticmethod
+    def _count_from_index(index: PodIndex, s: PreFilterState, pod: Obj, affinity_terms: list[AffinityTerm],
+                          anti_terms: list[AffinityTerm]) -> None:
+        """PreFilter's three counters from the pod index: only the pods and terms that can match."""
+        existing = s.existing_anti_affinity_counts
+        for term, occurrences in index.terms_matching(pod, "required_anti_affinity"):
+            if term.matches(pod, s.namespace_labels):
+                key = term.topology_key
+                for node_labels in occurrences:
+                    value = node_labels.get(key)
+                    if value is not None:
+                        existing[(key, value)] = existing.get((key, value), 0) + 1
+        if affinity_terms:
+            counts = s.affinity_counts
+            for other, node_labels in index.pods_matching(affinity_terms[0]):
+                meta = other.get("metadata") or {}
+                namespace, labels = meta.get("namespace") or "", meta.get("labels") or {}
+                if all(t.matches_meta(namespace, labels) for t in affinity_terms):
+                    for term in affinity_terms:
+                        value = node_labels.get(term.topology_key)
+                        if value is not None:
+                            pair = (term.topology_key, value)
+                            counts[pair] = counts.get(pair, 0) + 1
+        counts = s.anti_affinity_counts
+        for term in anti_terms:
+            key = term.topology_key
+            for other, node_labels in index.pods_matching(term):
+                meta = other.get("metadata") or {}
+                if term.matches_meta(meta.get("namespace") or "", meta.get("labels") or {}):
+                    value = node_labels.get(key)
+                    if value is not None:
+                        counts[(key, value)] = counts.get((key, value), 0) + 1
 
     def filter(self, state: CycleState, pod: Obj, node_info: NodeInfo) -> Status:
         s = state.get(PRE_FILTER_STATE_KEY)
@@ -316,6 +381,38 @@ class InterPodAffinity(Plugin):
                 if pair in counts and counts[pair] > 0:
                     return _EXISTING_ANTI_REJECT
         return SUCCESS
+
+    def filter_table(self, state: CycleState, pod: Obj, table: NodeTable) -> np.ndarray | bool | None:
+        """``filter`` for every node at once, from the table's label codes."""
+        s = state.get(PRE_FILTER_STATE_KEY)
+        if s is None:
+            return None  # the per-node form reports the missing state
+        passing = np.ones(table.n, bool)
+        keys = s.affinity_keys
+        if keys:
+            counts = s.affinity_counts
+            labelled = np.ones(table.n, bool)
+            pods_exist = np.ones(table.n, bool)
+            for key in keys:
+                codes, index = table.label_codes(key)
+                labelled &= codes >= 0
+                pods_exist &= _positive_by_code(counts, key, codes, index)
+            passing &= labelled
+            if counts or not s.matches_itself:
+                passing &= pods_exist
+        counts = s.anti_affinity_counts
+        if counts:
+            for key in s.anti_affinity_keys:
+                codes, index = table.label_codes(key)
+                passing &= ~_positive_by_code(counts, key, codes, index)
+        counts = s.existing_anti_affinity_counts
+        for (key, value), count in counts.items():
+            if count > 0:
+                codes, index = table.label_codes(key)
+                code = index.get(value)
+                if code is not None:
+                    passing &= codes != code
+        return passing
 
     def add_pod(self, state: CycleState, pod: Obj, pod_to_add: PodEntry, node_info: NodeInfo) -> Status:
         return self._update(state, pod_to_add, node_info, 1)
@@ -350,6 +447,21 @@ class InterPodAffinity(Plugin):
         except Exception as err:
             return Status.error(f"listing namespaces: {err}", plugin=NAME)
         ns_labels = self._namespace_labels((pod.get("metadata") or {}).get("namespace") or "")
+        snapshot = getattr(self.handle, "snapshot", None)
+        index = self._index_for(snapshot.node_infos) if snapshot is not None else None
+        if index is not None:
+            scores, touched = self._score_from_index(index, pod, ns_labels, preferred, preferred_anti)
+        else:
+            scores, touched = self._score_by_scan(pod, nodes, ns_labels, preferred, preferred_anti, has_constraints)
+        if not touched:
+            return Status.skip()
+        state.write(PRE_SCORE_STATE_KEY, PreScoreState(scores))
+        return SUCCESS
+
+    def _score_by_scan(self, pod: Obj, nodes: list[NodeInfo], ns_labels: dict[str, str] | None,
+                       preferred: list[AffinityTerm], preferred_anti: list[AffinityTerm], has_constraints: bool
+                       ) -> tuple[dict[str, dict[str, int]], bool]:
+        """PreScore's topology scores by looking at the pods of the nodes (no node table)."""
         snapshot = getattr(self.handle, "snapshot", None)
         if has_constraints:
             node_list = self._node_lists(nodes)
@@ -393,10 +505,41 @@ class InterPodAffinity(Plugin):
                                 by_value = scores.setdefault(term.topology_key, {})
                                 by_value[value] = by_value.get(value, 0) + weight
                                 touched = True
-        if not touched:
-            return Status.skip()
-        state.write(PRE_SCORE_STATE_KEY, PreScoreState(scores))
-        return SUCCESS
+        return scores, touched
+
+    def _score_from_index(self, index: PodIndex, pod: Obj, ns_labels: dict[str, str] | None,
+                          preferred: list[AffinityTerm], preferred_anti: list[AffinityTerm]
+                          ) -> tuple[dict[str, dict[str, int]], bool]:
+        """PreScore's topology scores from the pod index: the incoming pod's preferred terms
+        against the pods that may match them, and the existing pods' terms that may match it."""
+        scores: dict[str, dict[str, int]] = {}
+        touched = False
+
+        def add(key: str, value: str | None, weight: int) -> None:
+            nonlocal touched
+            if value is not None:
+                by_value = scores.setdefault(key, {})
+                by_value[value] = by_value.get(value, 0) + weight
+                touched = True
+
+        for term, weight in [(t, t.weight) for t in preferred] + [(t, -t.weight) for t in preferred_anti]:
+            for other, node_labels in index.pods_matching(term):
+                meta = other.get("metadata") or {}
+                if node_labels and term.matches_meta(meta.get("namespace") or "", meta.get("labels") or {}):
+                    add(term.topology_key, node_labels.get(term.topology_key), weight)
+        hard_weight = self.hard_pod_affinity_weight
+        kinds = [("preferred_affinity", 1), ("preferred_anti_affinity", -1)]
+        if hard_weight > 0:
+            kinds.insert(0, ("required_affinity", 0))
+        for kind, sign in kinds:
+            for term, occurrences in index.terms_matching(pod, kind):
+                if not term.matches(pod, ns_labels):
+                    continue
+                weight = hard_weight if sign == 0 else term.weight * sign
+                for node_labels in occurrences:
+                    if node_labels:
+                        add(term.topology_key, node_labels.get(term.topology_key), weight)
+        return scores, touched
 
     def score(self, state: CycleState, pod: Obj, node_info: NodeInfo) -> tuple[int, Status]:
         s = state.get(PRE_SCORE_STATE_KEY)

@@ -333,9 +333,7 @@ class PodTopologySpread(Plugin):
         """The snapshot's node table when ``nodes`` are the snapshot's nodes (counts then
         follow the table's row stamps)."""
         snapshot = getattr(self.handle, "snapshot", None)
-        if snapshot is not None and nodes is snapshot.node_infos:
-            return snapshot.table
-        return None
+        return snapshot.incremental_table(nodes) if snapshot is not None else None
 
     def add_pod(self, state: CycleState, pod: Obj, pod_to_add: PodEntry, node_info: NodeInfo) -> Status:
         return self._update(state, pod_to_add.pod, node_info, 1)
