@@ -11,7 +11,7 @@ and runs them as upstream does:
   verdict on all nodes at once (nodetable.py); only the plugins without one (or that decline
   for this pod) then run node by node, on the nodes the others let through.  When no node
   passes, ``table_statuses`` gives each node the status of the first plugin that rejects it
-  (that plugin's per-node ``filter`` on the rejected nodes only).
+  (that plugin's ``statuses_table`` for its rejected rows, or its per-node ``filter`` on them).
 - PreScore / Score: a Skip skips that plugin's Score; scores are normalized by the plugin
   (NormalizeScore) and summed with the profile's weights.  A plugin with ``score_table``
   scores all the feasible nodes at once (already normalized).
@@ -220,12 +220,23 @@ class Framework:
         alive = np.ones(table.n, bool)
         infos = table.infos
         for name, filter_, passing in result.rejecting:
-            for row in np.flatnonzero(alive & ~passing).tolist():
-                info = infos[row]
+            rows = np.flatnonzero(alive & ~passing)
+            statuses_table = getattr(self.plugins[name], "statuses_table", None)
+            given = None
+            if statuses_table is not None:
                 try:
-                    status = filter_(state, pod, info)
+                    given = statuses_table(state, pod, table, rows)
                 except Exception as exc:  # noqa: BLE001
-                    status = self._error(self.plugins[name], pod, "Filter", exc)
+                    given = [self._error(self.plugins[name], pod, "Filter", exc)] * len(rows)
+            for i, row in enumerate(rows.tolist()):
+                info = infos[row]
+                if given is not None:
+                    status = given[i]
+                else:
+                    try:
+                        status = filter_(state, pod, info)
+                    except Exception as exc:  # noqa: BLE001
+                        status = self._error(self.plugins[name], pod, "Filter", exc)
                 if not status.code:
                     log.warning("plugin %s: table and per-node filters disagree on node %s", name, info.name)
                     return None

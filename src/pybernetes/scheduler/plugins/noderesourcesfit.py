@@ -308,6 +308,28 @@ class NodeResourcesFit(Plugin):
             passing &= table.alloc(name) - table.requested(name) >= amount
         return passing
 
+    def statuses_table(self, state: CycleState, pod: Obj, table: NodeTable, rows: np.ndarray) -> list[Status]:
+        """``filter``'s status for each of ``rows`` (rows it rejects): one Status per distinct
+        set of shortages, the shortages found with the table's columns."""
+        last = self._last_filter
+        checks = last[1] if last[0] is state else state.get(PRE_FILTER_KEY)
+        if checks is None:
+            return [self.filter(state, pod, table.infos[row]) for row in rows.tolist()]
+        reasons = [TOO_MANY_PODS] + [reason for _name, _amount, reason in checks]
+        code = (table.requested(PODS)[rows] >= table.alloc(PODS)[rows]).astype(np.int64)
+        for bit, (name, amount, _reason) in enumerate(checks, start=1):
+            short = table.alloc(name)[rows] - table.requested(name)[rows] < amount
+            code |= short.astype(np.int64) << bit
+        by_code: dict[int, Status] = {}
+        out = []
+        for value in code.tolist():
+            status = by_code.get(value)
+            if status is None:
+                found = tuple(reason for bit, reason in enumerate(reasons) if value >> bit & 1)
+                status = by_code[value] = Status(Code.UNSCHEDULABLE, found, NAME) if found else SUCCESS
+            out.append(status)
+        return out
+
     # -- score --------------------------------------------------------------------------------
 
     def pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
