@@ -4,7 +4,8 @@
 scheduler) gets N Node objects (4 cpu, 32 Gi, 110 pods) and M pending pods; then
 ``pybernetes scheduler`` starts in its own process and binds them.  Figures:
 
-- pods/s from the first binding to the last (upstream's SchedulingBasic: 5,000 nodes and
+- pods/s from the scheduler's first change to a pod (a binding, or a rejected preemptor's status) to
+  the last binding (upstream's SchedulingBasic: 5,000 nodes and
   10,000 pods; target >= 1,000 pods/s; upstream's CI threshold for the case is 680);
 - the scheduler's share of the time: the sum of its scheduling cycles (its
   scheduler_scheduling_attempt_duration_seconds) against the wall time, and the CPU seconds
@@ -107,10 +108,12 @@ async def _many(url: str, count: int, request) -> float:
 
 
 async def watch_bindings(url: str, namespace: str, want: int, times: list[float], deadline: float,
-                         on_watching) -> None:
+                         on_watching, first_change: list[float]) -> None:
     """Watch the namespace's pods from now on and append the time each pod is first seen
     bound, until ``want`` are (a watch, not repeated lists: the API server's CPU goes to the
-    scheduler's requests).  ``on_watching()`` runs once the watch is open."""
+    scheduler's requests).  ``on_watching()`` runs once the watch is open; ``first_change``
+    gets the time of the first change to any of the pods (a binding, or a failed attempt's
+    status: preemptors are first rejected, then bound once their victims are gone)."""
     seen: set[str] = set()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
         async with session.get(f"{url}/api/v1/namespaces/{namespace}/pods?limit=1") as resp:
@@ -122,6 +125,8 @@ async def watch_bindings(url: str, namespace: str, want: int, times: list[float]
                 event = orjson.loads(line)
                 obj = event["object"]
                 name = obj["metadata"]["name"]
+                if not times and not first_change:  # the scheduler's first word on any pod
+                    first_change.append(time.perf_counter())
                 if obj["spec"].get("nodeName") and name not in seen:
                     seen.add(name)
                     times.append(time.perf_counter())
@@ -199,9 +204,10 @@ def main() -> None:
 
         try:
             times: list[float] = []
+            first_change: list[float] = []
             asyncio.run(asyncio.wait_for(
-                watch_bindings(url, "default", args.pods, times, 1800, start_scheduler), 1800))
-            first, last = times[0], times[-1]
+                watch_bindings(url, "default", args.pods, times, 1800, start_scheduler, first_change), 1800))
+            first, last = first_change[0], times[-1]
             sched_cpu = cpu_seconds(procs[0].pid)
             api_cpu = cpu_seconds(server.process.pid) - api_cpu0
             metrics = scrape(metrics_port)
@@ -211,8 +217,9 @@ def main() -> None:
                 proc.wait(30)
         window = max(1e-9, last - first)
         print(f"all {args.pods:,} pods bound {last - started:.1f} s after the scheduler started "
-              f"(first binding after {first - started:.1f} s: start-up and informer sync)")
-        print(f"throughput: {args.pods / window:,.0f} pods/s from the first binding to the last "
+              f"(its first change to a pod after {first - started:.1f} s: start-up and informer sync)")
+        print(f"throughput: {args.pods / window:,.0f} pods/s from the scheduler's first change to a pod to the "
+              "last binding "
               f"(target >= 1,000; upstream's CI threshold for SchedulingBasic 680)")
         print(f"scheduler: {metrics.get('cycle_seconds', 0):.1f} s in scheduling cycles over a {window:.1f} s window "
               f"({metrics.get('cycle_seconds', 0) / window:.0%}); CPU: scheduler {sched_cpu:.1f} s, "

@@ -35,10 +35,10 @@ from pybernetes.scheduler.framework import (
     CycleState,
     NodeInfo,
     Plugin,
+    PodEntry,
     PostFilterResult,
     Status,
 )
-from pybernetes.scheduler.nodeinfo import pod_entry, pod_key
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +185,16 @@ class DefaultPreemption(Plugin):
         offset, want = self.candidate_count(len(potential))
         clean: list[Candidate] = []
         violating: list[Candidate] = []
+        # The dry runs change the state only through PreFilter's AddPod/RemovePod extensions: when
+        # none is in play for this pod, one copy serves them all.
+        fw = self.framework
+        hooked = any(hasattr(p, "add_pod") or hasattr(p, "remove_pod") for p in fw.points["preFilter"]
+                     if p.name not in state.skip_filter_plugins)
+        shared = None if hooked else state.clone()
         for i in range(len(potential)):
             info = potential[(offset + i) % len(potential)]
-            victims, violations, status = self.select_victims(state.clone(), pod, info.clone(), pdbs)
+            trial = state.clone() if shared is None else shared
+            victims, violations, status = self.select_victims(trial, pod, info.clone(), pdbs)
             if status.is_success() and victims:
                 (violating if violations else clean).append(Candidate(info.name, victims, violations))
                 if len(clean) + len(violating) >= want:
@@ -203,33 +210,34 @@ class DefaultPreemption(Plugin):
         the pod fits with them gone."""
         fw = self.framework
         mine = priority(pod)
-        removed: list[Obj] = []
+        removed: list[tuple[str, PodEntry]] = []
         for key, entry in list(info.pods.items()):
             if priority(entry.pod) < mine:
                 info.remove(key)
                 status = fw.run_remove_pod(state, pod, entry, info)
                 if not status.is_success():
                     return [], 0, status
-                removed.append(entry.pod)
+                removed.append((key, entry))
         if not removed:
             return [], 0, Status.unresolvable(NO_VICTIMS)
         status = fw.run_filter(state, pod, info)
         if not status.is_success():
             return [], 0, status
-        removed.sort(key=importance_key)
-        violating, clean = split_by_pdb_violation(removed, pdbs)
+        removed.sort(key=lambda item: importance_key(item[1].pod))
+        entries = {id(entry.pod): (key, entry) for key, entry in removed}
+        violating, clean = split_by_pdb_violation([entry.pod for _, entry in removed], pdbs)
         victims: list[Obj] = []
         violations = 0
 
         def reprieve(victim: Obj) -> tuple[bool, Status]:
-            entry = pod_entry(victim)
-            info.add_entry(pod_key(victim), entry)
+            key, entry = entries[id(victim)]
+            info.add_entry(key, entry)
             status = fw.run_add_pod(state, pod, entry, info)
             if not status.is_success():
                 return False, status
             fits = fw.run_filter(state, pod, info).is_success()
             if not fits:
-                info.remove(pod_key(victim))
+                info.remove(key)
                 status = fw.run_remove_pod(state, pod, entry, info)
                 if not status.is_success():
                     return False, status
