@@ -30,6 +30,7 @@ CONTROLLERS: dict[str, str] = {
     "serviceaccount": "pybernetes.controllers.serviceaccount:ServiceAccountController",
     "nodeipam": "pybernetes.controllers.nodeipam:NodeIpamController",
     "disruption": "pybernetes.controllers.disruption:DisruptionController",
+    "persistentvolume-binder": "pybernetes.controllers.persistentvolume:PersistentVolumeBinder",
 }
 
 
