@@ -33,6 +33,8 @@ IN_TREE: dict[str, str] = {
     "NodeAffinity": f"{_PLUGINS}.nodeaffinity:NodeAffinity",
     "TaintToleration": f"{_PLUGINS}.tainttoleration:TaintToleration",
     "NodeResourcesFit": f"{_PLUGINS}.noderesourcesfit:NodeResourcesFit",
+    "VolumeRestrictions": f"{_PLUGINS}.volumerestrictions:VolumeRestrictions",
+    "VolumeBinding": f"{_PLUGINS}.volumebinding:VolumeBinding",
     "NodeResourcesBalancedAllocation":
         f"{_PLUGINS}.noderesourcesbalancedallocation:NodeResourcesBalancedAllocation",
     "ImageLocality": f"{_PLUGINS}.imagelocality:ImageLocality",

@@ -51,18 +51,20 @@ UPSTREAM_POINTS = {
 EXPECTED_DEFAULT_POINTS = {
     "preEnqueue": [("SchedulingGates", 0)],
     "queueSort": [("PrioritySort", 0)],
-    "preFilter": [("NodeAffinity", 0), ("NodePorts", 0), ("NodeResourcesFit", 0), ("PodTopologySpread", 0),
-                  ("InterPodAffinity", 0)],
+    "preFilter": [("NodeAffinity", 0), ("NodePorts", 0), ("NodeResourcesFit", 0), ("VolumeRestrictions", 0),
+                  ("VolumeBinding", 0), ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
     "filter": [("NodeUnschedulable", 0), ("NodeName", 0), ("TaintToleration", 0), ("NodeAffinity", 0),
-               ("NodePorts", 0), ("NodeResourcesFit", 0), ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
+               ("NodePorts", 0), ("NodeResourcesFit", 0), ("VolumeRestrictions", 0), ("VolumeBinding", 0),
+               ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
     "postFilter": [("DefaultPreemption", 0)],
-    "preScore": [("TaintToleration", 0), ("NodeAffinity", 0), ("NodeResourcesFit", 0), ("PodTopologySpread", 0),
-                 ("InterPodAffinity", 0), ("NodeResourcesBalancedAllocation", 0)],
-    "score": [("TaintToleration", 3), ("NodeAffinity", 2), ("NodeResourcesFit", 1), ("PodTopologySpread", 2),
-              ("InterPodAffinity", 2), ("NodeResourcesBalancedAllocation", 1), ("ImageLocality", 1)],
-    "reserve": [],
+    "preScore": [("TaintToleration", 0), ("NodeAffinity", 0), ("NodeResourcesFit", 0), ("VolumeBinding", 0),
+                 ("PodTopologySpread", 0), ("InterPodAffinity", 0), ("NodeResourcesBalancedAllocation", 0)],
+    "score": [("TaintToleration", 3), ("NodeAffinity", 2), ("NodeResourcesFit", 1), ("VolumeBinding", 1),
+              ("PodTopologySpread", 2), ("InterPodAffinity", 2), ("NodeResourcesBalancedAllocation", 1),
+              ("ImageLocality", 1)],
+    "reserve": [("VolumeBinding", 0)],
     "permit": [],
-    "preBind": [],
+    "preBind": [("VolumeBinding", 0)],
     "bind": [("DefaultBinder", 0)],
     "postBind": [],
 }
@@ -245,7 +247,7 @@ def test_new_multipoint_plugin_expands_to_every_point_it_implements():
     p = cfg.profiles[0]
     assert p.enabled("preFilter")[-1] == "Custom" and p.enabled("filter")[-1] == "Custom"
     assert p.points["score"][-1] == ("Custom", 4)
-    assert p.enabled("reserve") == ["Custom"]
+    assert p.enabled("reserve") == ["VolumeBinding", "Custom"]
     assert p.enabled("permit") == []
     assert p.plugin_names()[0] == "SchedulingGates" and "Custom" in p.plugin_names()
 
