@@ -228,6 +228,10 @@ class InterPodAffinity(Plugin):
             anti_terms = self._unroll_namespaces(terms.required_anti_affinity)
         except Exception as err:  # a lister failing is an error of this attempt, not a verdict
             return None, Status.error(f"listing namespaces: {err}", plugin=NAME)
+        snapshot = getattr(self.handle, "snapshot", None)
+        if (not affinity_terms and not anti_terms and snapshot is not None and len(snapshot)
+                and not snapshot.with_required_anti_affinity()):
+            return None, Status.skip()  # nothing to count: no terms, no existing anti-affinity
         meta = pod.get("metadata") or {}
         namespace = meta.get("namespace") or ""
         s = PreFilterState(pod, affinity_terms, anti_terms, self._namespace_labels(namespace))
@@ -438,6 +442,9 @@ class InterPodAffinity(Plugin):
             or ((affinity.get("podAntiAffinity") or {}).get("preferredDuringSchedulingIgnoredDuringExecution")))
         if self.ignore_preferred_terms_of_existing_pods and not has_constraints:
             return Status.skip()
+        snapshot = getattr(self.handle, "snapshot", None)
+        if not has_constraints and snapshot is not None and len(snapshot) and not snapshot.with_affinity():
+            return Status.skip()  # no terms of its own, no existing pod with any
         terms = self._terms.get(pod)
         if terms.errors:
             return Status.error(f"failed to parse pod: {_aggregate(terms.errors)}", plugin=NAME)
