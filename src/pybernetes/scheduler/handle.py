@@ -72,6 +72,8 @@ class Handle:
         self._objects = objects or {}
         self._lister = lister
         self.waiting_pods: dict[str, Any] = {}  # pod uid -> future of its Permit verdict
+        # The pods nominated to a node (the scheduler sets it to its queue's; upstream's PodNominator).
+        self.nominated_pods: Callable[[str], list[Obj]] = lambda _node: []
 
     def allow_waiting_pod(self, uid: str) -> bool:
         """A Permit plugin lets a waiting pod go on to binding (False: no such pod waits)."""

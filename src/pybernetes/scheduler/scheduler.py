@@ -111,6 +111,7 @@ class Scheduler:
             first.less, self._pre_enqueue, events_by_plugin=events_by_plugin, sort_key=first.sort_key,
             initial_backoff=float(getattr(config, "pod_initial_backoff_seconds", 1.0)),
             max_backoff=float(getattr(config, "pod_max_backoff_seconds", 10.0)))
+        self.handle.nominated_pods = self.queue.nominated_pods_for_node
         self._tasks = TaskSet("scheduler")
         self._listers = {name: self.informers.informer(res) for name, res in LISTED.items()}
         self._next_start = 0

@@ -287,3 +287,14 @@ async def test_waiting_victim_is_rejected_not_deleted():
     verdict = waiter.result()
     assert (verdict.code, verdict.reasons, verdict.plugin) == (Code.UNSCHEDULABLE, ("preempted",),
                                                                "DefaultPreemption")
+
+
+async def test_lower_priority_nominations_on_the_chosen_node_are_cleared() -> None:
+    fw, handle, client, _ = setup({"n1": [pod("a", "4", 1, node_name="n1")]})
+    waiting_low = pod("low", "1", 5)
+    waiting_high = pod("high", "1", 50)
+    handle.nominated_pods = lambda node_name: [waiting_low, waiting_high] if node_name == "n1" else []
+    nominated, status, _ = await preempt(fw, pod("p", "3", 10))
+    assert (nominated, status.is_success()) == ("n1", True)
+    clears = [c for c in client.calls if c[0] == "patch" and c[5] == {"status": {"nominatedNodeName": None}}]
+    assert [(c[1], c[4]) for c in clears] == [("low", "status")]  # not the higher-priority one

@@ -12,7 +12,8 @@ After every node rejected the pod, it:
 3. picks the best candidate (fewest PDB violations, lowest top victim priority, smallest
    priority sum, fewest victims, latest-started top victims, then the first);
 4. evicts that node's victims (a DisruptionTarget condition, then a graceful delete, and a
-   "Preempted" event) and nominates the node for the pod.
+   "Preempted" event), clears the nomination of lower-priority pods nominated to that node (the
+   room they waited for goes to this pod), and nominates the node for the pod.
 
 Arguments: ``minCandidateNodesPercentage`` (10) and ``minCandidateNodesAbsolute`` (100).
 """
@@ -298,7 +299,25 @@ class DefaultPreemption(Plugin):
                     return status
             if recorder is not None:
                 recorder.event(victim, "Normal", "Preempted", f"Preempted by pod {uid} on node {candidate.node}")
+        mine = priority(pod)
+        own = (pod.get("metadata") or {}).get("uid")
+        for other in self.handle.nominated_pods(candidate.node) if self.handle is not None else ():
+            if priority(other) < mine and (other.get("metadata") or {}).get("uid") != own:
+                await self._clear_nomination(client, other)
         return SUCCESS
+
+    @staticmethod
+    async def _clear_nomination(client: Any, pod: Obj) -> None:
+        """status.nominatedNodeName removed (upstream's ClearNominatedNodeName); the queue
+        follows through the pod's update.  A failure is logged: the pod keeps waiting."""
+        meta = pod.get("metadata") or {}
+        try:
+            await client.patch(PODS, meta.get("name", ""), {"status": {"nominatedNodeName": None}},
+                               meta.get("namespace"), patch_type="merge", subresource="status")
+        except ApiError as exc:
+            if getattr(exc, "code", None) != 404:
+                log.warning("could not clear the nomination of %s/%s: %s", meta.get("namespace"),
+                            meta.get("name"), exc)
 
     @staticmethod
     async def _evict(client: Any, victim: Obj, message: str) -> Status:
