@@ -195,7 +195,11 @@ def run_scheduler(args: argparse.Namespace) -> int:
         client = RestClient(config)
         try:
             service = SchedulerService(client, sched_config, metrics_port=args.metrics_port)
-            return await run_leader_elected(client, service, election)
+            await service.serve()  # a standby answers /metrics and /healthz too
+            try:
+                return await run_leader_elected(client, service, election)
+            finally:
+                await service.close()
         finally:
             await client.close()
 

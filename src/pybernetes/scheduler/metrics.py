@@ -47,6 +47,13 @@ class SchedulerMetrics:
         self._pending_source = pending
         self._children: dict[tuple[str, ...], tuple[object, object]] = {}  # labelled children, looked up once
 
+    def set_pending_source(self, pending: Callable[[], dict[str, int]] | None) -> None:
+        """Where the pending-pod gauges come from (the leading scheduler's queue; None: zeros)."""
+        self._pending_source = pending
+        if pending is None:
+            for queue in ("active", "backoff", "unschedulable", "gated"):
+                self.pending.labels(queue).set(0)
+
     def observe_attempt(self, result: str, profile: str, seconds: float) -> None:
         children = self._children.get((result, profile))
         if children is None:

@@ -92,7 +92,7 @@ def fit_error_message(total: int, statuses: dict[str, Status], prefilter: Status
 
 class Scheduler:
     def __init__(self, client: RestClient, config: Any, *, informers: SharedInformerFactory | None = None,
-                 recorder: EventRecorder | None = None) -> None:
+                 recorder: EventRecorder | None = None, metrics: SchedulerMetrics | None = None) -> None:
         self.client = client
         self.config = config
         self.informers = informers or SharedInformerFactory(client)
@@ -116,7 +116,8 @@ class Scheduler:
         self._listers = {name: self.informers.informer(res) for name, res in LISTED.items()}
         self._next_start = 0
         self.binding_tasks: set[asyncio.Task[None]] = set()
-        self.metrics = SchedulerMetrics(pending=self.queue.pending_counts)
+        self.metrics = metrics or SchedulerMetrics()
+        self.metrics.set_pending_source(self.queue.pending_counts)
         self._setup_informers()
 
     # -- informers ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import contextlib
 import os
 import socket
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -80,3 +81,49 @@ async def test_bad_configuration_fails_at_start_naming_the_problem(tmp_path: Pat
     assert proc.returncode == 2
     assert b"NoSuchPlugin" in err
     assert b"hardPodAffinityWeight" in err
+
+
+async def test_a_standby_scheduler_serves_metrics_and_health(sched, tmp_path: Path) -> None:
+    kubeconfig = str(_kubeconfig(tmp_path, sched.url))
+    leader_port, standby_port = _free_port(), _free_port()
+    leader = await _run("--kubeconfig", kubeconfig, "--metrics-port", str(leader_port),
+                        "--leader-elect-identity", "sched-a")
+    standby = None
+    try:
+        async def holder() -> str:
+            try:
+                lease = await sched.client.get(LEASES, "kube-scheduler", "kube-system")
+            except Exception:  # noqa: BLE001 - not created yet
+                return ""
+            return lease["spec"].get("holderIdentity") or ""
+
+        assert await sched.wait_for(holder, message="the kube-scheduler lease") == "sched-a"
+        standby = await _run("--kubeconfig", kubeconfig, "--metrics-port", str(standby_port),
+                             "--leader-elect-identity", "sched-b")
+
+        def get(path: str) -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{standby_port}{path}", timeout=2) as resp:
+                    return resp.status, resp.read().decode()
+            except urllib.error.HTTPError as err:
+                return err.code, ""
+            except OSError:
+                return 0, ""
+
+        loop = asyncio.get_running_loop()
+
+        async def healthy() -> bool:
+            return (await loop.run_in_executor(None, get, "/healthz"))[0] == 200
+
+        await sched.wait_for(healthy, message="the standby's /healthz")
+        status, text = await loop.run_in_executor(None, get, "/metrics")
+        assert status == 200 and "scheduler_pending_pods" in text
+        assert (await loop.run_in_executor(None, get, "/readyz"))[0] == 503  # not leading
+        assert await holder() == "sched-a"
+    finally:
+        for proc in (leader, standby):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.communicate(), 30)
