@@ -271,13 +271,15 @@ class Scheduler:
                 return False
             info.unschedulable_plugins.update(s.plugin for s in statuses.values() if s.plugin)
             message = fit_error_message(len(nodes), statuses)
+            nominated = None
             if fw.points["postFilter"]:
                 nominated, post = await fw.run_post_filter(state, pod, statuses)
                 if nominated:
-                    await self._nominate(pod, nominated)
+                    # other pods leave room for it from now on; the API learns it with the failure
+                    self.queue.add_nominated(pod, nominated)
                 elif post.reasons:
                     message = f"{message[:-1]}. preemption: {post.message()}"
-            await self._fail(info, fw, Status.unschedulable(), message, cycle, started)
+            await self._fail(info, fw, Status.unschedulable(), message, cycle, started, nominated)
             return False
         host = feasible[0].name
         if len(feasible) > 1 and fw.has_scores:
@@ -401,19 +403,11 @@ class Scheduler:
                 return status
         return fw.run_filter(trial_state, pod, trial_node)
 
-    async def _nominate(self, pod: Obj, node_name: str) -> None:
-        """Preemption chose ``node_name``: status.nominatedNodeName, and the queue keeps the
-        nomination so other pods leave room for it."""
-        meta = pod.get("metadata") or {}
-        self.queue.add_nominated(pod, node_name)
-        try:
-            await self.client.patch(PODS, meta.get("name", ""), {"status": {"nominatedNodeName": node_name}},
-                                    meta.get("namespace"), patch_type="merge", subresource="status")
-        except ApiError as exc:
-            log.warning("could not nominate %s for %s: %s", node_name, pod_name(pod), exc)
-
     async def _fail(self, info: Any, fw: Framework, status: Status, message: str, cycle: int,
-                    started: float | None = None) -> None:
+                    started: float | None = None, nominated: str | None = None) -> None:
+        """The attempt failed: metrics, a FailedScheduling event, back to the queue, and one
+        status write — PodScheduled=False with the message, and status.nominatedNodeName when
+        preemption chose a node for the pod (upstream's updatePod)."""
         pod = info.pod
         error = status.code == Code.ERROR
         if started is not None:
@@ -423,9 +417,11 @@ class Scheduler:
         self.recorder.event(pod, "Warning", "FailedScheduling", message)
         self.queue.add_unschedulable(info, cycle)
         meta = pod.get("metadata") or {}
-        patch = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": reason,
-                                            "message": message, "lastProbeTime": None,
-                                            "lastTransitionTime": _now()}]}}
+        patch: Obj = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": reason,
+                                                 "message": message, "lastProbeTime": None,
+                                                 "lastTransitionTime": _now()}]}}
+        if nominated:
+            patch["status"]["nominatedNodeName"] = nominated
         try:
             await self.client.patch(PODS, meta.get("name", ""), patch, meta.get("namespace"),
                                     patch_type="strategic", subresource="status")
