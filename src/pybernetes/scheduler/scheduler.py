@@ -361,10 +361,20 @@ class Scheduler:
         self._next_start = (start + processed) % total
         if len(rows):
             return RowInfos(table, rows), rows, statuses
-        rejected = fw.table_statuses(state, pod, table, result) if not statuses and allowed is None else None
-        if rejected is None or len(rejected) != total:
-            return self._statuses_by_node(fw, state, pod, nodes, allowed)
-        return [], _NO_ROWS, rejected
+        # No node fits: every node's status — the PreFilter's for nodes it ruled out, the first
+        # rejecting table-form plugin's, or what the candidates loop found (nominated pods' room).
+        rejected = fw.table_statuses(state, pod, table, result)
+        if rejected is not None:
+            merged: dict[str, Status] = {}
+            if allowed is not None:
+                ruled_out = Status.unresolvable("node(s) didn't satisfy plugin(s) [PreFilter]")
+                merged = {node.name: ruled_out for node in nodes if node.name not in allowed}
+            for name, status in rejected.items():
+                merged.setdefault(name, status)
+            merged.update(statuses)
+            if len(merged) == total:
+                return [], _NO_ROWS, merged
+        return self._statuses_by_node(fw, state, pod, nodes, allowed)
 
     def _statuses_by_node(self, fw: Framework, state: CycleState, pod: Obj, nodes: list[NodeInfo],
                           allowed: frozenset[str] | None) -> tuple[list[NodeInfo], np.ndarray, dict[str, Status]]:

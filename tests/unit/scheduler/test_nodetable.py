@@ -30,7 +30,9 @@ from pybernetes.scheduler.plugins.noderesourcesbalancedallocation import NodeRes
 from pybernetes.scheduler.plugins.noderesourcesfit import NodeResourcesFit
 from pybernetes.scheduler.plugins.nodeunschedulable import NodeUnschedulable
 from pybernetes.scheduler.plugins.tainttoleration import TaintToleration
+from pybernetes.scheduler.queue import SchedulingQueue
 from pybernetes.scheduler.runtime import Framework
+from pybernetes.scheduler.scheduler import Scheduler
 
 EXT = "example.com/gpu"
 IMAGES = ["busybox", "docker.io/library/nginx:1.25", "registry.k8s.io/pause:3.10", "quay.io/app/big:v1"]
@@ -302,3 +304,61 @@ def test_topology_spread_table_filter_agrees_with_the_per_node_filter(seed: int)
         assert [not fresh.filter(fresh_state, pod, info).code for info in infos] == per_node
         placed = {**pod, "spec": {**pod["spec"], "nodeName": rng.choice(names)}}
         cache.add_pod(placed)
+
+
+class _Cycle:
+    """The parts of a Scheduler that Filter uses, around a cache and a queue (no API)."""
+
+    _next_start = 0
+    _find_feasible = Scheduler._find_feasible
+    _filter_with_nominated = Scheduler._filter_with_nominated
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.queue = SchedulingQueue()
+        self.by_node = 0  # cycles that fell back to filtering every node node by node
+
+    def _statuses_by_node(self, *args):
+        self.by_node += 1
+        return Scheduler._statuses_by_node(self, *args)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_statuses_when_nothing_fits_match_the_node_by_node_chain(seed: int) -> None:
+    """With pods nominated to nodes (their room kept) and with a PreFilter node set, the
+    statuses built from the table forms equal those of the node-by-node chain."""
+    rng = random.Random(500 + seed)
+    cache = SchedulerCache()
+    infos = rand_cluster(rng, 30)
+    for info in infos:
+        cache.add_node(info.node)
+        for entry in info.pods.values():
+            cache.add_pod(entry.pod)
+    snapshot = cache.snapshot()
+    handle = Handle(snapshot)
+    config = default_config()
+    fw = Framework(config.profiles[0], registry.load, handle)
+    cycle = _Cycle(config)
+    names = [info.name for info in snapshot.node_infos]
+    for k in range(12):  # pods nominated here and there, big enough to take the room
+        nominee = rand_pod(rng, 40_000 + k)
+        nominee["spec"]["priority"] = 1000
+        nominee["spec"]["containers"][0]["resources"]["requests"] = {"cpu": "8", "memory": "30Gi"}
+        cycle.queue.add_nominated(nominee, rng.choice(names))
+    checked = 0
+    for k in range(40):
+        pod = rand_pod(rng, 50_000 + k)
+        if k % 2:  # big: fits few nodes, if any once the nominated pods' room is kept
+            pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "6"
+        allowed = frozenset(rng.sample(names, 20)) if rng.random() < 0.3 else None
+        state = CycleState()
+        _, status = fw.run_pre_filter(state, pod, snapshot.node_infos)
+        assert status.is_success()
+        feasible, _rows, statuses = cycle._find_feasible(fw, state, pod, snapshot, allowed)
+        if feasible:
+            continue
+        assert cycle.by_node == 0  # the table forms told every status
+        _, _, expected = Scheduler._statuses_by_node(cycle, fw, state, pod, snapshot.node_infos, allowed)
+        assert statuses == expected
+        checked += 1
+    assert checked >= 5
