@@ -339,6 +339,17 @@ class Scheduler:
             split = int(np.searchsorted(candidates, start))
             order = np.concatenate((candidates[split:], candidates[:split]))
         nominated = self.queue.nominated_nodes()
+        mine = (pod.get("status") or {}).get("nominatedNodeName") or self.queue.nominated_node(pod)
+        if mine:  # preemption made room there: try it first, alone (upstream's evaluateNominatedNode)
+            row = table.row_of.get(mine)
+            if row is not None and (passing is None or passing[row]):
+                node = nodes[row]
+                status = fw.run_filter(state, pod, node, result.per_node) if result.per_node else SUCCESS
+                if not status.code and mine in nominated:
+                    status = self._filter_with_nominated(fw, state, pod, node)
+                if not status.code:
+                    chosen_row = np.array([row], dtype=np.intp)
+                    return RowInfos(table, chosen_row), chosen_row, {}
         statuses: dict[str, Status] = {}
         if not result.per_node and not nominated:
             rows = order[:want]

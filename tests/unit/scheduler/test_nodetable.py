@@ -362,3 +362,30 @@ def test_statuses_when_nothing_fits_match_the_node_by_node_chain(seed: int) -> N
         assert statuses == expected
         checked += 1
     assert checked >= 5
+
+
+def test_a_pod_nominated_to_a_node_that_fits_it_goes_there_alone() -> None:
+    cache = SchedulerCache()
+    for i in range(20):
+        cache.add_node({"metadata": {"name": f"n{i}"}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi",
+                                                                                   "pods": "10"}}})
+    snapshot = cache.snapshot()
+    config = default_config()
+    fw = Framework(config.profiles[0], registry.load, Handle(snapshot))
+    cycle = _Cycle(config)
+    pod = {"metadata": {"name": "p", "namespace": "ns", "uid": "u"}, "status": {"nominatedNodeName": "n7"},
+           "spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "1"}}}]}}
+    cycle.queue.add_nominated(pod, "n7")
+    state = CycleState()
+    fw.run_pre_filter(state, pod, snapshot.node_infos)
+    feasible, rows, _ = cycle._find_feasible(fw, state, pod, snapshot, None)
+    assert [info.name for info in feasible] == ["n7"] and rows.tolist() == [7]
+    # where it no longer fits (a bigger pod took the room), every node is considered again
+    cache.add_pod({"metadata": {"name": "big", "namespace": "ns"},
+                   "spec": {"nodeName": "n7", "containers": [{"name": "c", "image": "x",
+                                                             "resources": {"requests": {"cpu": "4"}}}]}})
+    snapshot = cache.snapshot()
+    state = CycleState()
+    fw.run_pre_filter(state, pod, snapshot.node_infos)
+    feasible, _, _ = cycle._find_feasible(fw, state, pod, snapshot, None)
+    assert len(feasible) == 19 and "n7" not in [info.name for info in feasible]
