@@ -169,6 +169,12 @@ class Framework:
                 return status
         return SUCCESS
 
+    def has_add_pod_extensions(self, state: CycleState) -> bool:
+        """Whether a PreFilter plugin in play for this cycle has AddPod/RemovePod extensions."""
+        skip = state.skip_filter_plugins
+        return any(p.name not in skip and (hasattr(p, "add_pod") or hasattr(p, "remove_pod"))
+                   for p in self.points["preFilter"])
+
     def run_remove_pod(self, state: CycleState, pod: Obj, entry: Any, node: NodeInfo) -> Status:
         for plugin in self.points["preFilter"]:
             if plugin.name in state.skip_filter_plugins or not hasattr(plugin, "remove_pod"):

@@ -37,7 +37,7 @@ from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
 from pybernetes.scheduler import registry
 from pybernetes.scheduler.cache import SchedulerCache
-from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, Code, CycleState, NodeInfo, Status
+from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, Code, CycleState, NodeInfo, PodEntry, Status
 from pybernetes.scheduler.handle import Handle, Snapshot
 from pybernetes.scheduler.metrics import SchedulerMetrics
 from pybernetes.scheduler.nodeinfo import pod_entry, pod_key
@@ -112,6 +112,7 @@ class Scheduler:
             initial_backoff=float(getattr(config, "pod_initial_backoff_seconds", 1.0)),
             max_backoff=float(getattr(config, "pod_max_backoff_seconds", 10.0)))
         self.handle.nominated_pods = self.queue.nominated_pods_for_node
+        self._entries: dict[int, PodEntry] = {}  # see _entry_of
         self._tasks = TaskSet("scheduler")
         self._listers = {name: self.informers.informer(res) for name, res in LISTED.items()}
         self._next_start = 0
@@ -415,14 +416,29 @@ class Scheduler:
                   if pod_key(p) != own and int((p.get("spec") or {}).get("priority") or 0) >= priority]
         if not others:
             return Status()
-        trial_state, trial_node = state.clone(), node.clone()
+        # The state changes only through PreFilter's AddPod extensions: without one in play,
+        # the cycle's state serves as it is.
+        hooked = fw.has_add_pod_extensions(state)
+        trial_state, trial_node = (state.clone() if hooked else state), node.clone()
         for other in others:
-            entry = pod_entry(other)
+            entry = self._entry_of(other)
             trial_node.add_entry(pod_key(other), entry)
-            status = fw.run_add_pod(trial_state, pod, entry, trial_node)
-            if status.code:
-                return status
+            if hooked:
+                status = fw.run_add_pod(trial_state, pod, entry, trial_node)
+                if status.code:
+                    return status
         return fw.run_filter(trial_state, pod, trial_node)
+
+    def _entry_of(self, pod: Obj) -> PodEntry:
+        """``pod_entry(pod)``, kept while the pod object is the same (nominated pods are tried
+        against many nodes)."""
+        hit = self._entries.get(id(pod))
+        if hit is not None and hit.pod is pod:
+            return hit
+        if len(self._entries) > 4096:
+            self._entries.clear()
+        entry = self._entries[id(pod)] = pod_entry(pod)
+        return entry
 
     async def _fail(self, info: Any, fw: Framework, status: Status, message: str, cycle: int,
                     started: float | None = None, nominated: str | None = None) -> None:

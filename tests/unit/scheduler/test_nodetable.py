@@ -312,10 +312,12 @@ class _Cycle:
     _next_start = 0
     _find_feasible = Scheduler._find_feasible
     _filter_with_nominated = Scheduler._filter_with_nominated
+    _entry_of = Scheduler._entry_of
 
     def __init__(self, config) -> None:
         self.config = config
         self.queue = SchedulingQueue()
+        self._entries: dict = {}
         self.by_node = 0  # cycles that fell back to filtering every node node by node
 
     def _statuses_by_node(self, *args):

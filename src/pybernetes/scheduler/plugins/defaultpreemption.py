@@ -188,10 +188,7 @@ class DefaultPreemption(Plugin):
         violating: list[Candidate] = []
         # The dry runs change the state only through PreFilter's AddPod/RemovePod extensions: when
         # none is in play for this pod, one copy serves them all.
-        fw = self.framework
-        hooked = any(hasattr(p, "add_pod") or hasattr(p, "remove_pod") for p in fw.points["preFilter"]
-                     if p.name not in state.skip_filter_plugins)
-        shared = None if hooked else state.clone()
+        shared = None if self.framework.has_add_pod_extensions(state) else state.clone()
         for i in range(len(potential)):
             info = potential[(offset + i) % len(potential)]
             trial = state.clone() if shared is None else shared
