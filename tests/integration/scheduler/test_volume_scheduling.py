@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pybernetes.client.errors import NotFound
+from pybernetes.controllers.manager import ControllerManager
 
 PODS = ("", "v1", "pods")
 PVCS = ("", "v1", "persistentvolumeclaims")
@@ -194,3 +195,27 @@ async def test_provisioned_claim_gets_the_selected_node(sched: Any, vols: Volume
     await vols.pv("pvc-data", sc="dynamic", host="node-b", claim=claim)
     await vols.bind("data", "pvc-data")
     assert (await sched.wait_bound("app"))["app"] == "node-b"
+
+
+async def test_scheduler_and_pv_controller_bind_a_waiting_claim_together(sched: Any, vols: Volumes) -> None:
+    """No test plays the PV controller here: the real persistentvolume-binder completes what
+    the scheduler's PreBind started, and the pod is bound to the node of the chosen volume."""
+    manager = ControllerManager(sched.client, ["persistentvolume-binder"])
+    manager.freeze_after_sync = False
+    await manager.start()
+    try:
+        await sched.add_node("full", cpu="1")
+        await sched.add_node("free", cpu="4")
+        await vols.storage_class("local")
+        await vols.pv("pv-full", sc="local", host="full")
+        await vols.pv("pv-free", sc="local", host="free")
+        await vols.pvc("data", sc="local")
+        await sched.start()
+        await vols.pod("app", "data", cpu="2")
+        assert (await sched.wait_bound("app"))["app"] == "free"
+        claim = await sched.client.get(PVCS, "data", "default")
+        assert claim["spec"]["volumeName"] == "pv-free" and claim["status"]["phase"] == "Bound"
+        assert (await sched.client.get(PVS, "pv-free"))["status"]["phase"] == "Bound"
+        assert (await sched.client.get(PVS, "pv-full"))["status"]["phase"] == "Available"
+    finally:
+        await manager.stop()
