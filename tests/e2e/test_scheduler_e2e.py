@@ -1,6 +1,7 @@
 """The scheduler as ``pybernetes server`` runs it (a supervised child process), seen through
 the real kubectl 1.32: pods of a Deployment are bound to a Node object, a pod that fits
-nowhere shows upstream's FailedScheduling event in ``kubectl describe``."""
+nowhere shows upstream's FailedScheduling event in ``kubectl describe``, and a pod with a
+WaitForFirstConsumer claim goes where its local volume is while the PV binder binds the claim."""
 
 from __future__ import annotations
 
@@ -47,3 +48,61 @@ def test_deployment_pods_are_scheduled_and_impossible_pods_explained(cluster: Cl
     assert "FailedScheduling" in described and "default-scheduler" in described
     events = cluster.get("events", "--field-selector", "reason=Scheduled")["items"]
     assert any(e["message"].startswith("Successfully assigned default/web-") for e in events)
+
+
+VOLUMES = """
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local-e2e}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-e2e}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: local-e2e
+  local: {path: /mnt/disks/e2e}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - {key: kubernetes.io/hostname, operator: In, values: [worker-2]}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: default}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: local-e2e
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: with-volume, namespace: default}
+spec:
+  containers: [{name: c, image: busybox}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+"""
+
+
+def test_a_waiting_claim_binds_where_its_pod_is_scheduled(cluster: Cluster) -> None:
+    """The server's scheduler and its controller manager's PV binder together: the pod goes to
+    the node of the only fitting local volume, and the claim binds to that volume."""
+    for name in ("worker-1", "worker-2"):
+        cluster.kubectl("apply", "-f", "-", input=NODE.replace("worker-1", name))
+        cluster.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p",
+                        '{"status":{"allocatable":{"cpu":"2","memory":"4Gi","pods":"110"},'
+                        '"capacity":{"cpu":"2","memory":"4Gi","pods":"110"}}}')
+    cluster.kubectl("apply", "-f", "-", input=VOLUMES)
+    try:
+        node = poll(lambda: cluster.get("pod", "with-volume")["spec"].get("nodeName"), "with-volume bound")
+        assert node == "worker-2"
+        claim = poll(lambda: (c := cluster.get("pvc", "data"))["status"].get("phase") == "Bound" and c,
+                     "the claim Bound")
+        assert claim["spec"]["volumeName"] == "pv-e2e"
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--wait=false", "--ignore-not-found", input=VOLUMES)
+        cluster.kubectl("delete", "node", "worker-2", "--wait=false", "--ignore-not-found")
