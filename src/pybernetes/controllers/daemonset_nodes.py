@@ -5,9 +5,9 @@ scheduling helpers it uses), as pure functions over wire-shaped dicts.
   unreachable NoExecute, disk-/memory-/pid-pressure and unschedulable NoSchedule, and
   network-unavailable NoSchedule for hostNetwork pods; a toleration the template already has
   with the same key, operator, value and effect is replaced by the default one.
-- Taints and tolerations (``tolerates``, ``untolerated_taint``), node selectors and required
-  node affinity (``nodeSelectorTerms`` ORed; in a term, ``matchExpressions`` on labels and
-  ``matchFields`` on ``metadata.name`` ANDed; an empty or unparsable term matches nothing).
+- Taints and tolerations, node selectors and required node affinity are matched by the shared
+  ``machinery.taints`` and ``machinery.nodeaffinity`` (the scheduler's too, as upstream shares
+  its component-helpers).
 - ``DaemonPlacement``: a DaemonSet's placement rules parsed once; ``should_run(node)`` gives
   upstream's pair (should run, should continue running): a node that does not fit the node
   name, selector or affinity gets no pod and loses its pod; an untolerated NoSchedule taint
@@ -23,17 +23,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pybernetes.machinery.selectors import (
-    DOES_NOT_EXIST,
-    EXISTS,
-    GREATER_THAN,
-    IN,
-    LESS_THAN,
-    NOT_IN,
-    LabelSelector,
-    Requirement,
-    SelectorParseError,
-)
+from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
+from pybernetes.machinery.taints import find_untolerated_taint
 
 Obj = dict[str, Any]
 
@@ -47,9 +38,6 @@ NETWORK_UNAVAILABLE = "node.kubernetes.io/network-unavailable"
 
 NO_EXECUTE, NO_SCHEDULE = "NoExecute", "NoSchedule"
 NODE_NAME_FIELD = "metadata.name"
-
-_OPERATORS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST,
-              "Gt": GREATER_THAN, "Lt": LESS_THAN}
 
 
 # -- tolerations ---------------------------------------------------------------------------
@@ -85,130 +73,18 @@ def add_daemon_tolerations(pod_spec: Obj) -> Obj:
     return pod_spec
 
 
-def toleration_tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Upstream Toleration.ToleratesTaint: effect and key match when set; operator Exists
-    matches any value, Equal (or empty) the same value."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
-def tolerates(tolerations: list[Obj] | None, taint: Obj) -> bool:
-    return any(isinstance(t, dict) and toleration_tolerates(t, taint) for t in tolerations or ())
-
-
-def untolerated_taint(taints: list[Obj] | None, tolerations: list[Obj] | None,
-                      effects: tuple[str, ...]) -> Obj | None:
-    """The first taint with one of ``effects`` that no toleration tolerates."""
-    for taint in taints or ():
-        if isinstance(taint, dict) and taint.get("effect") in effects and not tolerates(tolerations, taint):
-            return taint
-    return None
-
-
-# -- node selectors and affinity -------------------------------------------------------------
-
-
-class _Term:
-    """One parsed nodeSelectorTerm."""
-
-    __slots__ = ("labels", "name_in", "name_not_in")
-
-    def __init__(self, labels: LabelSelector | None, name_in: list[str], name_not_in: list[str]) -> None:
-        self.labels = labels
-        self.name_in = name_in
-        self.name_not_in = name_not_in
-
-    def matches(self, node_labels: dict[str, str], node_name: str) -> bool:
-        if self.labels is None and not self.name_in and not self.name_not_in:
-            return False
-        if self.labels is not None and not self.labels.matches(node_labels):
-            return False
-        if any(node_name != name for name in self.name_in):
-            return False
-        return not any(node_name == name for name in self.name_not_in)
-
-
-def parse_term(term: Any) -> _Term | None:
-    """A nodeSelectorTerm, or None when it does not parse (upstream drops such terms)."""
-    if not isinstance(term, dict):
-        return None
-    labels: LabelSelector | None = None
-    expressions = term.get("matchExpressions") or []
-    try:
-        if expressions:
-            reqs = []
-            for expr in expressions:
-                op = _OPERATORS.get(expr.get("operator")) if isinstance(expr, dict) else None
-                if op is None:
-                    return None
-                reqs.append(Requirement.new(str(expr.get("key") or ""), op, list(expr.get("values") or [])))
-            labels = LabelSelector(reqs)
-    except (SelectorParseError, TypeError):
-        return None
-    name_in: list[str] = []
-    name_not_in: list[str] = []
-    for expr in term.get("matchFields") or []:
-        if not isinstance(expr, dict) or expr.get("key") != NODE_NAME_FIELD:
-            return None
-        values = expr.get("values") or []
-        if len(values) != 1:
-            return None
-        if expr.get("operator") == "In":
-            name_in.append(str(values[0]))
-        elif expr.get("operator") == "NotIn":
-            name_not_in.append(str(values[0]))
-        else:
-            return None
-    return _Term(labels, name_in, name_not_in)
-
-
-def required_terms(pod_spec: Obj) -> list[_Term] | None:
-    """The parsed required node-affinity terms (None when the pod has no required affinity)."""
-    required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if required is None:
-        return None
-    terms = [parse_term(t) for t in (required or {}).get("nodeSelectorTerms") or []]
-    return [t for t in terms if t is not None]
-
-
-def node_fits(node: Obj, node_selector: dict[str, str] | None, terms: list[_Term] | None) -> bool:
-    """A node's labels and name against a pod's nodeSelector and required affinity terms."""
-    meta = node.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    for key, value in (node_selector or {}).items():
-        if labels.get(key) != value:
-            return False
-    if terms is None:
-        return True
-    name = meta.get("name") or ""
-    return any(term.matches(labels, name) for term in terms)
-
-
 # -- a DaemonSet's placement ------------------------------------------------------------------
 
 
 class DaemonPlacement:
     """A DaemonSet's placement rules, parsed once for checking many nodes."""
 
-    __slots__ = ("node_name", "node_selector", "terms", "tolerations")
+    __slots__ = ("node_name", "affinity", "tolerations")
 
     def __init__(self, ds: Obj) -> None:
         spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
         self.node_name = spec.get("nodeName") or ""
-        selector = spec.get("nodeSelector")
-        self.node_selector = selector if isinstance(selector, dict) else None
-        self.terms = required_terms(spec)
+        self.affinity = RequiredNodeAffinity.of_pod({"spec": spec})  # nodeSelector + required affinity
         self.tolerations = add_daemon_tolerations({"tolerations": copy.deepcopy(spec.get("tolerations")),
                                                    "hostNetwork": spec.get("hostNetwork")})["tolerations"]
 
@@ -218,11 +94,11 @@ class DaemonPlacement:
         name = (node.get("metadata") or {}).get("name") or ""
         if self.node_name and self.node_name != name:
             return False, False
-        if not node_fits(node, self.node_selector, self.terms):
+        if not self.affinity.matches_node(node):
             return False, False
         taints = (node.get("spec") or {}).get("taints")
-        if untolerated_taint(taints, self.tolerations, (NO_EXECUTE, NO_SCHEDULE)) is not None:
-            return False, untolerated_taint(taints, self.tolerations, (NO_EXECUTE,)) is None
+        if find_untolerated_taint(taints, self.tolerations, (NO_EXECUTE, NO_SCHEDULE)) is not None:
+            return False, find_untolerated_taint(taints, self.tolerations, (NO_EXECUTE,)) is None
         return True, True
 
 

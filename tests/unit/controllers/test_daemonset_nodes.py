@@ -9,9 +9,9 @@ from pybernetes.controllers.daemonset_nodes import (
     node_should_run,
     pin_to_node,
     target_node_name,
-    toleration_tolerates,
-    untolerated_taint,
 )
+from pybernetes.machinery.taints import find_untolerated_taint as untolerated_taint
+from pybernetes.machinery.taints import toleration_tolerates
 
 
 def node(name: str, labels: dict | None = None, taints: list | None = None) -> dict:

@@ -36,7 +36,7 @@ from pybernetes.scheduler.framework import (
     PreFilterResult,
     Status,
 )
-from pybernetes.scheduler.nodeselector import (
+from pybernetes.machinery.nodeaffinity import (
     NodeSelector,
     NodeSelectorError,
     PreferredSchedulingTerms,

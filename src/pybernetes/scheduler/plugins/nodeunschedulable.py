@@ -13,7 +13,7 @@ import numpy as np
 
 from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
 from pybernetes.scheduler.nodetable import NodeTable
-from pybernetes.scheduler.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate
+from pybernetes.machinery.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate
 
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 

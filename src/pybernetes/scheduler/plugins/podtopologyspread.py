@@ -53,7 +53,7 @@ from pybernetes.scheduler.framework import (
     PreFilterResult,
     Status,
 )
-from pybernetes.scheduler.nodeselector import RequiredNodeAffinity
+from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.scheduler.nodetable import NodeTable
 from pybernetes.scheduler.plugins.podtopologyspread_counts import CountMemo, accumulate_counts
 from pybernetes.scheduler.plugins.podtopologyspread_helpers import (

@@ -27,7 +27,7 @@ import numpy as np
 
 from pybernetes.machinery.selectors import LabelSelector
 from pybernetes.scheduler.framework import NodeInfo
-from pybernetes.scheduler.nodeselector import RequiredNodeAffinity
+from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.scheduler.plugins.podtopologyspread_helpers import (
     Constraint,
     asks_nothing,

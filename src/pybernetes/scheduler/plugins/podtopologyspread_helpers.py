@@ -9,7 +9,7 @@ the bits of helper/ and nodeaffinity it uses) — no I/O.
   Services selecting the pod and the ReplicationController / ReplicaSet / StatefulSet that
   controls it (upstream helper.DefaultSelector).
 - ``required_affinity`` / ``has_untolerated_do_not_schedule_taint``: the node inclusion
-  policies, over the shared ``scheduler/nodeselector`` and ``scheduler/taints`` helpers.
+  policies, over the shared ``machinery/nodeaffinity`` and ``machinery/taints`` helpers.
 
 Counting pods per domain lives in ``podtopologyspread_counts``.
 """
@@ -26,8 +26,8 @@ from pybernetes.machinery.selectors import (
     SelectorParseError,
     label_selector_from_dict,
 )
-from pybernetes.scheduler.nodeselector import RequiredNodeAffinity
-from pybernetes.scheduler.taints import find_untolerated_taint
+from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
+from pybernetes.machinery.taints import find_untolerated_taint
 
 if TYPE_CHECKING:
     from pybernetes.scheduler.handle import Handle
@@ -162,7 +162,7 @@ def default_selector(pod: Obj, handle: Handle | None) -> LabelSelector:
 
 
 def required_affinity(pod: Obj) -> RequiredNodeAffinity:
-    """The pod's nodeSelector and required node affinity (shared ``scheduler/nodeselector``)."""
+    """The pod's nodeSelector and required node affinity (shared ``machinery/nodeaffinity``)."""
     return RequiredNodeAffinity.of_pod(pod)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
 from pybernetes.scheduler.nodetable import NodeTable, sparse_filter
 from pybernetes.scheduler.plugins.nodeaffinity import normalize_scores, normalize_table
-from pybernetes.scheduler.taints import DO_NOT_SCHEDULE_EFFECTS, PREFER_NO_SCHEDULE, CompiledTolerations
+from pybernetes.machinery.taints import DO_NOT_SCHEDULE_EFFECTS, PREFER_NO_SCHEDULE, CompiledTolerations
 
 Obj = dict[str, Any]
 

@@ -38,7 +38,7 @@ from pybernetes.machinery.volumematch import (
     is_volume_bound_to_claim,
     requested_storage,
 )
-from pybernetes.scheduler.nodeselector import NodeSelector
+from pybernetes.machinery.nodeaffinity import NodeSelector
 
 Obj = dict[str, Any]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pybernetes.scheduler.nodeselector import (
+from pybernetes.machinery.nodeaffinity import (
     NodeSelector,
     NodeSelectorError,
     PreferredSchedulingTerms,

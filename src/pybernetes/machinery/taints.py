@@ -1,6 +1,6 @@
-"""Taints and tolerations as the scheduler matches them (upstream's v1helper toleration helpers),
-pure functions over wire-shaped dicts, reusable by TaintToleration, NodeUnschedulable and
-DefaultPreemption.
+"""Taints and tolerations as upstream's v1helper toleration helpers match them, pure functions
+over wire-shaped dicts; used by the scheduler (TaintToleration, NodeUnschedulable,
+PodTopologySpread's nodeTaintsPolicy) and by the DaemonSet controller.
 
 Matching, as upstream's ``Toleration.ToleratesTaint``:
 

@@ -1,7 +1,8 @@
-"""Node selectors as the scheduler matches them (upstream's component-helpers nodeaffinity):
-a pod's ``spec.nodeSelector`` and the nodeSelectorTerms of node affinity, parsed once and
-matched against a node's labels and name.  Pure; reusable by NodeAffinity, PodTopologySpread
-(nodeAffinityPolicy), VolumeBinding (PV node affinity) and others.
+"""Node selectors as upstream's component-helpers nodeaffinity matches them: a pod's
+``spec.nodeSelector`` and the nodeSelectorTerms of node affinity, parsed once and matched
+against a node's labels and name.  Pure; used by the scheduler (NodeAffinity,
+PodTopologySpread's nodeAffinityPolicy, VolumeBinding's PV node affinity) and by the DaemonSet
+controller (which nodes a daemon pod belongs on).
 
 Semantics, as upstream:
 

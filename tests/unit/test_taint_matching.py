@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pybernetes.scheduler.taints import (
+from pybernetes.machinery.taints import (
     CompiledTolerations,
     find_untolerated_taint,
     toleration_tolerates,
