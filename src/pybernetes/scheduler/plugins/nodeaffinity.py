@@ -26,6 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from pybernetes.machinery.nodeaffinity import (
+    NodeSelector,
+    NodeSelectorError,
+    PreferredSchedulingTerms,
+    RequiredNodeAffinity,
+    match_fields_node_names,
+    preferred_affinity_of,
+    required_affinity_of,
+)
 from pybernetes.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -35,15 +44,6 @@ from pybernetes.scheduler.framework import (
     Plugin,
     PreFilterResult,
     Status,
-)
-from pybernetes.machinery.nodeaffinity import (
-    NodeSelector,
-    NodeSelectorError,
-    PreferredSchedulingTerms,
-    RequiredNodeAffinity,
-    match_fields_node_names,
-    preferred_affinity_of,
-    required_affinity_of,
 )
 
 Obj = dict[str, Any]

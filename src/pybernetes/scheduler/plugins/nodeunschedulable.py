@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from pybernetes.machinery.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate
 from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
 from pybernetes.scheduler.nodetable import NodeTable
-from pybernetes.machinery.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate
 
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 

@@ -40,6 +40,7 @@ from pybernetes.machinery.errors import (
     not_supported,
     required,
 )
+from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.machinery.selectors import SelectorParseError
 from pybernetes.machinery.validation import validate_label_name
 from pybernetes.scheduler.framework import (
@@ -53,7 +54,6 @@ from pybernetes.scheduler.framework import (
     PreFilterResult,
     Status,
 )
-from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.scheduler.nodetable import NodeTable
 from pybernetes.scheduler.plugins.podtopologyspread_counts import CountMemo, accumulate_counts
 from pybernetes.scheduler.plugins.podtopologyspread_helpers import (

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.machinery.selectors import LabelSelector
 from pybernetes.scheduler.framework import NodeInfo
-from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.scheduler.plugins.podtopologyspread_helpers import (
     Constraint,
     asks_nothing,

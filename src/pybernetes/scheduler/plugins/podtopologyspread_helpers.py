@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.machinery.selectors import (
     EQUALS,
     LabelSelector,
@@ -26,7 +27,6 @@ from pybernetes.machinery.selectors import (
     SelectorParseError,
     label_selector_from_dict,
 )
-from pybernetes.machinery.nodeaffinity import RequiredNodeAffinity
 from pybernetes.machinery.taints import find_untolerated_taint
 
 if TYPE_CHECKING:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from pybernetes.machinery.taints import DO_NOT_SCHEDULE_EFFECTS, PREFER_NO_SCHEDULE, CompiledTolerations
 from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
 from pybernetes.scheduler.nodetable import NodeTable, sparse_filter
 from pybernetes.scheduler.plugins.nodeaffinity import normalize_scores, normalize_table
-from pybernetes.machinery.taints import DO_NOT_SCHEDULE_EFFECTS, PREFER_NO_SCHEDULE, CompiledTolerations
 
 Obj = dict[str, Any]
 

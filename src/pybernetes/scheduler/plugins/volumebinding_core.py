@@ -32,13 +32,13 @@ from typing import Any
 
 import orjson
 
+from pybernetes.machinery.nodeaffinity import NodeSelector
 from pybernetes.machinery.volumematch import (
     claim_storage_class,
     find_matching_volume,
     is_volume_bound_to_claim,
     requested_storage,
 )
-from pybernetes.machinery.nodeaffinity import NodeSelector
 
 Obj = dict[str, Any]
 
