@@ -35,6 +35,7 @@ IN_TREE: dict[str, str] = {
     "NodeResourcesFit": f"{_PLUGINS}.noderesourcesfit:NodeResourcesFit",
     "VolumeRestrictions": f"{_PLUGINS}.volumerestrictions:VolumeRestrictions",
     "VolumeBinding": f"{_PLUGINS}.volumebinding:VolumeBinding",
+    "VolumeZone": f"{_PLUGINS}.volumezone:VolumeZone",
     "NodeResourcesBalancedAllocation":
         f"{_PLUGINS}.noderesourcesbalancedallocation:NodeResourcesBalancedAllocation",
     "ImageLocality": f"{_PLUGINS}.imagelocality:ImageLocality",

@@ -45,6 +45,7 @@ UPSTREAM_POINTS = {
     "DefaultBinder": {"bind"},
     "VolumeBinding": {"preFilter", "filter", "reserve", "preBind", "preScore", "score"},
     "VolumeRestrictions": {"preFilter", "filter"},
+    "VolumeZone": {"preFilter", "filter"},
     "DefaultPreemption": {"postFilter"},
 }
 
@@ -52,10 +53,10 @@ EXPECTED_DEFAULT_POINTS = {
     "preEnqueue": [("SchedulingGates", 0)],
     "queueSort": [("PrioritySort", 0)],
     "preFilter": [("NodeAffinity", 0), ("NodePorts", 0), ("NodeResourcesFit", 0), ("VolumeRestrictions", 0),
-                  ("VolumeBinding", 0), ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
+                  ("VolumeBinding", 0), ("VolumeZone", 0), ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
     "filter": [("NodeUnschedulable", 0), ("NodeName", 0), ("TaintToleration", 0), ("NodeAffinity", 0),
                ("NodePorts", 0), ("NodeResourcesFit", 0), ("VolumeRestrictions", 0), ("VolumeBinding", 0),
-               ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
+               ("VolumeZone", 0), ("PodTopologySpread", 0), ("InterPodAffinity", 0)],
     "postFilter": [("DefaultPreemption", 0)],
     "preScore": [("TaintToleration", 0), ("NodeAffinity", 0), ("NodeResourcesFit", 0), ("VolumeBinding", 0),
                  ("PodTopologySpread", 0), ("InterPodAffinity", 0), ("NodeResourcesBalancedAllocation", 0)],

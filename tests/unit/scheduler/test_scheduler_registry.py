@@ -55,7 +55,7 @@ def example_on_path(monkeypatch):
 
 
 def test_in_tree_references_follow_the_module_convention():
-    assert len(IN_TREE) == 16
+    assert len(IN_TREE) == 17
     for name, value in IN_TREE.items():
         assert value == f"pybernetes.scheduler.plugins.{name.lower()}:{name}"
 
