@@ -1,6 +1,8 @@
 """The async REST client: every API call of every component goes through ``RestClient``.
 
-Owns the HTTP exchange with the API server (aiohttp, JSON through orjson): the verbs get,
+Owns the HTTP exchange with the API server (JSON through orjson; plain request/response
+exchanges over the lean keep-alive pool of ``client/http11.py``, streams and caller-supplied
+sessions over aiohttp): the verbs get,
 list, create, update, patch (json, merge, strategic merge, and server-side apply),
 delete, delete_collection and watch (``pybernetes.client.watch``) for any resource, named
 by a ``ResourceDef`` / ``ApiResource`` or by group/version/resource resolved through
@@ -18,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
@@ -25,6 +28,7 @@ import orjson
 from pybernetes.client.discovery import ApiResource, Discovery, ResourceLike, parse_gvr
 from pybernetes.client.errors import ApiError, ConnectionFailed, from_response
 from pybernetes.client.flowcontrol import Backoff, TokenBucket
+from pybernetes.client.http11 import Pool, TransportError
 from pybernetes.client.kubeconfig import Config
 from pybernetes.client.watch import Watch
 
@@ -63,8 +67,8 @@ def query(**params: Any) -> dict[str, str]:
     return out
 
 
-def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
-    raw = resp.headers.get("Retry-After")
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("Retry-After")
     if not raw:
         return None
     try:
@@ -89,6 +93,8 @@ class RestClient:
         self._server = 0  # index of the server last answering
         self.discovery = Discovery(self._fetch_discovery)
         self._closed = False
+        self._pools: dict[str, Pool] = {}  # server URL -> keep-alive connections (send())
+        self._ssl_context: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -104,6 +110,9 @@ class RestClient:
 
     async def close(self) -> None:
         self._closed = True
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
         if self._session is not None and self._own_session:
             await self._session.close()
         self._session = None
@@ -159,27 +168,47 @@ class RestClient:
     async def open(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: bytes | None = None, content_type: str | None = None, accept: str = JSON,
                    client_timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientResponse:
-        """Send a request with rate limiting and retries; the 2xx response, unread (the
-        caller releases it).  Raises ApiError for a failure Status, ConnectionFailed when
-        no server answers."""
+        """Send a request through aiohttp with rate limiting and retries; the 2xx response,
+        unread (the caller releases it): for streams (watch, logs).  Raises ApiError for a
+        failure Status, ConnectionFailed when no server answers."""
+        session = self._get_session()
+        timeout = client_timeout or aiohttp.ClientTimeout(total=self.config.timeout)
+        headers = self._headers(accept, content_type)
+
+        async def exchange(server: str) -> tuple[int, Any, Any, Any]:
+            resp = await session.request(method, server + path, params=params, data=body, timeout=timeout,
+                                         headers=headers, server_hostname=self.config.tls_server_name)
+
+            async def error_body() -> bytes:
+                try:
+                    return await resp.read()
+                except aiohttp.ClientError:
+                    return b""
+                finally:
+                    resp.release()
+
+            return resp.status, resp.headers, resp, error_body
+
+        return await self._attempts(method, path, exchange)
+
+    async def _attempts(self, method: str, path: str, exchange: Any) -> Any:
+        """One request to the servers, retried as the module docstring says.  ``exchange(server)``
+        returns (status, headers, the result to return on 2xx, a coroutine function giving the
+        body of a failure)."""
         backoff = Backoff(self._backoff_proto.initial, self._backoff_proto.cap,
                           self._backoff_proto.factor, self._backoff_proto.jitter)
         idempotent = method in IDEMPOTENT
-        session = self._get_session()
         servers = self.config.servers
-        timeout = client_timeout or aiohttp.ClientTimeout(total=self.config.timeout)
         attempt = 0
         while True:
             await self.rate_limiter.acquire()
             index = self._server % len(servers)
             url = servers[index] + path
             try:
-                resp = await session.request(
-                    method, url, params=params, data=body, timeout=timeout,
-                    headers=self._headers(accept, content_type),
-                    server_hostname=self.config.tls_server_name)
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                never_sent = isinstance(exc, aiohttp.ClientConnectorError)
+                status, headers, result, error_body = await exchange(servers[index])
+            except (aiohttp.ClientConnectionError, TimeoutError, TransportError) as exc:
+                never_sent = isinstance(exc, aiohttp.ClientConnectorError) or (
+                    isinstance(exc, TransportError) and not exc.sent)
                 if attempt >= self.max_retries or not (idempotent or never_sent):
                     raise ConnectionFailed(f"{method} {url}: {exc!r}") from exc
                 attempt += 1
@@ -189,48 +218,70 @@ class RestClient:
                 log.debug("%s %s failed (%r); retry %d in %.2fs", method, url, exc, attempt, delay)
                 await asyncio.sleep(delay)
                 continue
-            if resp.status < 300:
-                return resp
-            try:
-                data = await resp.read()
-            except aiohttp.ClientError:
-                data = b""
-            finally:
-                resp.release()
-            retry_after = _retry_after(resp)
-            error = from_response(resp.status, data, retry_after)
-            retry = resp.status == 429 or (resp.status >= 500 and (idempotent or retry_after is not None))
+            if status < 300:
+                return result
+            data = await error_body()
+            retry_after = _retry_after(headers)
+            error = from_response(status, data, retry_after)
+            retry = status == 429 or (status >= 500 and (idempotent or retry_after is not None))
             if not retry or attempt >= self.max_retries:
                 raise error
             attempt += 1
             delay = retry_after if retry_after is not None else (error.retry_after or backoff.next())
-            log.debug("%s %s: %s; retry %d in %.2fs", method, url, resp.status, attempt, delay)
+            log.debug("%s %s: %s; retry %d in %.2fs", method, url, status, attempt, delay)
             await asyncio.sleep(delay)
+
+    def _pool(self, server: str) -> Pool:
+        pool = self._pools.get(server)
+        if pool is None:
+            if self._ssl_context is None and self.config.uses_tls:
+                self._ssl_context = self.config.ssl_context()
+            pool = self._pools[server] = Pool(server, ssl_context=self._ssl_context,
+                                              server_hostname=self.config.tls_server_name)
+        return pool
 
     async def send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None, content_type: str | None = None,
                    accept: str = JSON) -> tuple[str, Any]:
-        """One request: (response content type, decoded JSON body or None)."""
+        """One request: (response content type, decoded JSON body or None).  Goes through the
+        lean HTTP/1.1 pool (client/http11.py) unless the client was given an aiohttp session."""
         raw = None
         if body is not None:
             raw = body if isinstance(body, bytes) else orjson.dumps(body)
             content_type = content_type or JSON
-        resp = await self.open(method, path, params=params, body=raw, content_type=content_type,
-                               accept=accept)
-        try:
-            data = await resp.read()
-        except aiohttp.ClientError as exc:
-            raise ConnectionFailed(f"{method} {path}: reading the response: {exc!r}") from exc
-        finally:
-            resp.release()
-        ctype = resp.headers.get("Content-Type", "")
+        if self._own_session:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            target = path + ("?" + urlencode(params, quote_via=quote) if params else "")
+            headers = {"User-Agent": self.config.user_agent, **self._headers(accept, content_type)}
+
+            async def exchange(server: str) -> tuple[int, Any, Any, Any]:
+                response = await self._pool(server).request(method, target, headers, raw, self.config.timeout)
+
+                async def error_body() -> bytes:
+                    return response.body
+
+                return response.status, response.headers, response, error_body
+
+            response = await self._attempts(method, target, exchange)
+            status, ctype, data = response.status, response.headers.get("Content-Type", ""), response.body
+        else:
+            resp = await self.open(method, path, params=params, body=raw, content_type=content_type,
+                                   accept=accept)
+            try:
+                data = await resp.read()
+            except aiohttp.ClientError as exc:
+                raise ConnectionFailed(f"{method} {path}: reading the response: {exc!r}") from exc
+            finally:
+                resp.release()
+            status, ctype = resp.status, resp.headers.get("Content-Type", "")
         if not data:
             return ctype, None
         try:
             return ctype, orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise ApiError(resp.status, "InternalError",
-                           f"the server answered {resp.status} with a body that is not JSON") from None
+            raise ApiError(status, "InternalError",
+                           f"the server answered {status} with a body that is not JSON") from None
 
     async def _call(self, method: str, path: str, params: Mapping[str, str] | None = None,
                     body: Any = None, content_type: str | None = None) -> Any:
