@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 
 from pybernetes.machinery.taints import DO_NOT_SCHEDULE_EFFECTS, PREFER_NO_SCHEDULE, CompiledTolerations
-from pybernetes.scheduler.framework import SUCCESS, ClusterEvent, CycleState, NodeInfo, Plugin, Status
+from pybernetes.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SUCCESS,
+    ClusterEvent,
+    CycleState,
+    NodeInfo,
+    Plugin,
+    Status,
+)
 from pybernetes.scheduler.nodetable import NodeTable, sparse_filter
 from pybernetes.scheduler.plugins.nodeaffinity import normalize_scores, normalize_table
 
@@ -92,8 +100,10 @@ class TaintToleration(Plugin):
         tolerations = state.get(PRE_SCORE_KEY)
         if tolerations is None:
             return None
-        counts = np.zeros(len(rows), np.int64)
         tainted = table.tainted_rows
+        if not len(tainted):  # no node has taints: every count is 0, every score the maximum
+            return np.full(len(rows), MAX_NODE_SCORE, np.int64)
+        counts = np.zeros(len(rows), np.int64)
         if len(tainted):
             infos = table.infos
             for i in np.flatnonzero(np.isin(rows, tainted)).tolist():
