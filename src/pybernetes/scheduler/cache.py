@@ -199,8 +199,20 @@ class SchedulerCache:
             self.remove_pod(pod)
             return
         state = self._pods.get(key)
+        info = self._nodes.get(node)
+        assumed = info.pods.get(key) if state is not None and state.assumed and state.node == node and info else None
+        if assumed is not None:
+            # Confirmation where it was assumed: the informer's pod replaces the assumed copy; what
+            # it adds up to was computed from the same (immutable) spec fields, so it is kept.
+            info.add_entry(key, PodEntry(pod, assumed.requests, assumed.non_zero_cpu,  # type: ignore[union-attr]
+                                         assumed.non_zero_memory, assumed.host_ports, assumed.has_affinity,
+                                         assumed.has_required_anti_affinity))
+            self._dirty[node] = None
+            self._pods[key] = _PodState(pod, node)
+            self._assumed.discard(key)
+            return
         if state is not None:
-            # Confirmation of an assumed pod, or a repeated add: the informer's pod wins.
+            # Confirmation of an assumed pod elsewhere, or a repeated add: the informer's pod wins.
             self._detach(key, state.node)
         self._attach(key, pod, node)
         self._pods[key] = _PodState(pod, node)

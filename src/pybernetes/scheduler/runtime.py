@@ -99,6 +99,7 @@ class Framework:
         self.has_scores = bool(self.points["score"])
         # Bound methods, looked up once: Filter and Score run for every node of every cycle.
         self._filters = [(p.name, p.filter) for p in self.points["filter"]]  # type: ignore[attr-defined]
+        self._pre_scores = [(p, p.pre_score) for p in self.points["preScore"]]  # type: ignore[attr-defined]
         self._table_filters = [(p.name, getattr(p, "filter_table", None), p.filter)  # type: ignore[attr-defined]
                                for p in self.points["filter"]]
         self._scores = [(p, p.score, getattr(p, "normalize_score", None), self.weights.get(p.name, 1),  # type: ignore[attr-defined]
@@ -185,12 +186,18 @@ class Framework:
         return SUCCESS
 
     def run_pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
-        for plugin in self.points["preScore"]:
-            status = self._call(plugin, "pre_score", pod, state, pod, nodes)
-            if status.is_skip():
+        for plugin, pre_score in self._pre_scores:
+            try:
+                status = pre_score(state, pod, nodes)
+            except Exception as exc:  # noqa: BLE001
+                return self._error(plugin, pod, "pre_score", exc)
+            if not isinstance(status, Status) or not status.code:
+                continue
+            if status.code == Code.SKIP:
                 state.skip_score_plugins.add(plugin.name)
-            elif not status.is_success():
-                return status
+                continue
+            status.plugin = status.plugin or plugin.name
+            return status
         return SUCCESS
 
     def run_filter_table(self, state: CycleState, pod: Obj, table: NodeTable) -> TableFilterResult:

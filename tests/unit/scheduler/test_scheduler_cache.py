@@ -43,9 +43,11 @@ def test_assume_is_seen_by_the_next_snapshot_and_confirmed_by_add() -> None:
     with pytest.raises(CacheError):
         c.assume_pod(p)
     c.finish_binding(p)
-    c.add_pod(p)  # the informer confirms
+    bound = {**p, "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
+    c.add_pod(bound)  # the informer confirms, with its own (new) pod object
     assert not c.is_assumed("ns/a") and cpu_on(c, "n1") == 1000
-    assert c.snapshot().get("n1").requested[PODS] == 1
+    info = c.snapshot().get("n1")
+    assert info.requested[PODS] == 1 and info.pods["ns/a"].pod is bound  # the informer's pod is kept
     with pytest.raises(CacheError):
         c.forget_pod(p)  # no longer assumed
 
