@@ -14,7 +14,9 @@ one image, whichever of them the node lists.  PreScore works out each image's ca
 names once; how many nodes hold an image is counted only when a scored node has it (once
 per image per cycle), so pods whose images are nowhere cost one dict lookup per container
 per node.  ``score_table`` scores all nodes at once: nodes listing no images score
-``calculate_priority(0, ...)``, the few that list some are scored one by one.
+``calculate_priority(0, ...)``, the few that list some are scored one by one.  When no node
+lists any image, PreScore skips the plugin: every node would score the same, which changes no
+choice.
 """
 
 from __future__ import annotations
@@ -134,6 +136,9 @@ class ImageLocality(Plugin):
         return _ImageState(images, len(containers), infos)
 
     def pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
+        snapshot = getattr(self.handle, "snapshot", None)
+        if snapshot is not None and len(snapshot) and not len(snapshot.table.image_rows):
+            return Status.skip()  # no node lists an image: every node would score the same
         image_state = self._state(pod, nodes)
         state.write(PRE_SCORE_KEY, image_state)
         self._last = (state, image_state)

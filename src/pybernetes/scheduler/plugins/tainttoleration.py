@@ -12,6 +12,7 @@ state: by the first Filter call, since upstream gives this plugin no PreFilter, 
 PreScore), and verdicts are memoized per distinct taint, so a Filter call is a few dict
 lookups.  Rejection statuses are memoized per taint too.  The table forms decide only the
 nodes that have taints one by one (nodetable.py); every other node passes and counts 0.
+When no node has a taint, PreScore skips the plugin: every node would score the same.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class TaintToleration(Plugin):
         return sparse_filter(self.filter, state, pod, table, table.tainted_rows)
 
     def pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
+        snapshot = getattr(self.handle, "snapshot", None)
+        if snapshot is not None and len(snapshot) and not len(snapshot.table.tainted_rows):
+            return Status.skip()  # no node has a taint: every node would score the same
         state.write(PRE_SCORE_KEY, CompiledTolerations.of_pod(pod, _PREFER))
         return SUCCESS
 
