@@ -2,7 +2,9 @@
 as upstream's scheduler_perf), and a ``Scheduler`` with a chosen configuration.
 
 ``sched.start(config=None)`` runs a scheduler (default configuration unless given) on the
-test's event loop; it is stopped and everything removed at teardown.
+test's event loop; it is stopped and everything removed at teardown.  ``vols`` creates
+StorageClasses, PersistentVolumes, claims (bound or not), nodes and pods with volumes for the
+volume plugins' tests, and deletes them at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pybernetes.client.errors import NotFound
 from pybernetes.client.kubeconfig import Config
 from pybernetes.client.rest import RestClient
 
@@ -123,3 +126,100 @@ async def sched(tmp_path: Path, server_starter: Any) -> AsyncIterator[SchedulerC
             await cluster.close()
         finally:
             await runner.cleanup()
+
+
+PVCS = ("", "v1", "persistentvolumeclaims")
+PVS = ("", "v1", "persistentvolumes")
+CLASSES = ("storage.k8s.io", "v1", "storageclasses")
+
+
+class Volumes:
+    """Creates storage objects and pods for one test (the `vols` fixture) and deletes them all at
+    the end."""
+
+    def __init__(self, sched: Any) -> None:
+        self.sched = sched
+        self.client = sched.client
+        self.created: list[tuple[tuple, str, str | None]] = []
+
+    async def node(self, name: str, **kwargs: Any) -> dict:
+        out = await self.sched.add_node(name, **kwargs)
+        self.created.append((NODES, name, None))
+        return out
+
+    async def _create(self, res: tuple, obj: dict, namespace: str | None = None) -> dict:
+        out = await self.client.create(res, obj, namespace)
+        self.created.append((res, out["metadata"]["name"], namespace))
+        return out
+
+    async def storage_class(self, name: str, *, mode: str = "WaitForFirstConsumer",
+                            provisioner: str = "kubernetes.io/no-provisioner") -> dict:
+        return await self._create(CLASSES, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                                            "metadata": {"name": name}, "provisioner": provisioner,
+                                            "volumeBindingMode": mode})
+
+    async def pv(self, name: str, *, sc: str, size: str = "1Gi", host: str | None = None,
+                 modes: tuple = ("ReadWriteOnce",), claim: dict | None = None, labels: dict | None = None) -> dict:
+        spec: dict = {"capacity": {"storage": size}, "accessModes": list(modes), "storageClassName": sc}
+        if host:
+            spec["local"] = {"path": "/mnt/disks/vol1"}
+            spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]}}
+        else:
+            spec["csi"] = {"driver": "example.com/csi", "volumeHandle": name}
+        if claim is not None:
+            spec["claimRef"] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": "default",
+                                "name": claim["metadata"]["name"], "uid": claim["metadata"]["uid"]}
+        return await self._create(PVS, {"apiVersion": "v1", "kind": "PersistentVolume",
+                                        "metadata": {"name": name, "labels": labels or {}}, "spec": spec})
+
+    async def pvc(self, name: str, *, sc: str, size: str = "1Gi", modes: tuple = ("ReadWriteOnce",)) -> dict:
+        return await self._create(PVCS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                         "metadata": {"name": name, "namespace": "default"},
+                                         "spec": {"accessModes": list(modes), "storageClassName": sc,
+                                                  "resources": {"requests": {"storage": size}}}}, "default")
+
+    async def bind(self, claim_name: str, volume_name: str) -> None:
+        """What the PV controller does last: the claim names its volume and is Bound."""
+        claim = await self.client.get(PVCS, claim_name, "default")
+        claim["spec"]["volumeName"] = volume_name
+        claim = await self.client.update(PVCS, claim, "default")
+        claim["status"] = {**(claim.get("status") or {}), "phase": "Bound"}
+        await self.client.update_status(PVCS, claim, "default")
+
+    async def bound_claim(self, name: str, volume: str, *, sc: str, host: str | None = None,
+                          modes: tuple = ("ReadWriteOnce",), labels: dict | None = None) -> None:
+        """A claim already bound to its volume (``labels`` on the volume)."""
+        claim = await self.pvc(name, sc=sc, modes=modes)
+        await self.pv(volume, sc=sc, host=host, modes=modes, claim=claim, labels=labels)
+        await self.bind(name, volume)
+
+    async def pod(self, name: str, *claims: str, **kwargs: Any) -> dict:
+        volumes = [{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)]
+        out = await self.sched.add_pod(name, volumes=volumes, **kwargs)
+        self.created.append((PODS, name, "default"))
+        return out
+
+    async def rejected(self, name: str) -> dict:
+        async def condition() -> dict | None:
+            cond = await self.sched.scheduled_condition(name)
+            return cond if cond and cond["status"] == "False" else None
+
+        return await self.sched.wait_for(condition, message=f"{name} rejected")
+
+    async def cleanup(self) -> None:
+        for res, name, namespace in reversed(self.created):
+            try:
+                await self.client.delete(res, name, namespace, grace_period_seconds=0 if res == PODS else None)
+            except NotFound:
+                pass
+
+
+@pytest.fixture
+async def vols(sched: Any) -> AsyncIterator[Volumes]:
+    volumes = Volumes(sched)
+    try:
+        yield volumes
+    finally:
+        await volumes.cleanup()
+

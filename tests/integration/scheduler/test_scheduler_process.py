@@ -32,6 +32,15 @@ async def _run(*args: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ})
 
 
+async def lease_holder(sched) -> str:
+    """Who holds the kube-scheduler Lease ("" while there is none)."""
+    try:
+        lease = await sched.client.get(LEASES, "kube-scheduler", "kube-system")
+    except Exception:  # noqa: BLE001 - not created yet
+        return ""
+    return lease["spec"].get("holderIdentity") or ""
+
+
 def _kubeconfig(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "kubeconfig.yaml"
     path.write_text(yaml.safe_dump(admin_kubeconfig(url)))
@@ -44,14 +53,7 @@ async def test_scheduler_process_leads_binds_and_serves_metrics(sched, tmp_path:
     proc = await _run("--kubeconfig", str(_kubeconfig(tmp_path, sched.url)), "--metrics-port", str(port),
                       "--leader-elect-identity", "sched-a")
     try:
-        async def holder() -> str:
-            try:
-                lease = await sched.client.get(LEASES, "kube-scheduler", "kube-system")
-            except Exception:  # noqa: BLE001 - not created yet
-                return ""
-            return lease["spec"].get("holderIdentity") or ""
-
-        assert await sched.wait_for(holder, message="the kube-scheduler lease") == "sched-a"
+        assert await sched.wait_for(lambda: lease_holder(sched), message="the kube-scheduler lease") == "sched-a"
         await sched.add_pod("p1", cpu="100m")
         assert (await sched.wait_bound("p1"))["p1"] == "n1"
 
@@ -90,14 +92,7 @@ async def test_a_standby_scheduler_serves_metrics_and_health(sched, tmp_path: Pa
                         "--leader-elect-identity", "sched-a")
     standby = None
     try:
-        async def holder() -> str:
-            try:
-                lease = await sched.client.get(LEASES, "kube-scheduler", "kube-system")
-            except Exception:  # noqa: BLE001 - not created yet
-                return ""
-            return lease["spec"].get("holderIdentity") or ""
-
-        assert await sched.wait_for(holder, message="the kube-scheduler lease") == "sched-a"
+        assert await sched.wait_for(lambda: lease_holder(sched), message="the kube-scheduler lease") == "sched-a"
         standby = await _run("--kubeconfig", kubeconfig, "--metrics-port", str(standby_port),
                              "--leader-elect-identity", "sched-b")
 
@@ -119,7 +114,7 @@ async def test_a_standby_scheduler_serves_metrics_and_health(sched, tmp_path: Pa
         status, text = await loop.run_in_executor(None, get, "/metrics")
         assert status == 200 and "scheduler_pending_pods" in text
         assert (await loop.run_in_executor(None, get, "/readyz"))[0] == 503  # not leading
-        assert await holder() == "sched-a"
+        assert await lease_holder(sched) == "sched-a"
     finally:
         for proc in (leader, standby):
             if proc is not None and proc.returncode is None:

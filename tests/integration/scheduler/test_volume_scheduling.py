@@ -6,12 +6,8 @@ claim in use stay Pending with upstream's messages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from pybernetes.client.errors import NotFound
 from pybernetes.controllers.manager import ControllerManager
 
 PODS = ("", "v1", "pods")
@@ -21,91 +17,7 @@ CLASSES = ("storage.k8s.io", "v1", "storageclasses")
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
 
 
-class Volumes:
-    """Creates storage objects and pods for one test and deletes them all at the end."""
-
-    def __init__(self, sched: Any) -> None:
-        self.sched = sched
-        self.client = sched.client
-        self.created: list[tuple[tuple, str, str | None]] = []
-
-    async def _create(self, res: tuple, obj: dict, namespace: str | None = None) -> dict:
-        out = await self.client.create(res, obj, namespace)
-        self.created.append((res, out["metadata"]["name"], namespace))
-        return out
-
-    async def storage_class(self, name: str, *, mode: str = "WaitForFirstConsumer",
-                            provisioner: str = "kubernetes.io/no-provisioner") -> dict:
-        return await self._create(CLASSES, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                                            "metadata": {"name": name}, "provisioner": provisioner,
-                                            "volumeBindingMode": mode})
-
-    async def pv(self, name: str, *, sc: str, size: str = "1Gi", host: str | None = None,
-                 modes: tuple = ("ReadWriteOnce",), claim: dict | None = None) -> dict:
-        spec: dict = {"capacity": {"storage": size}, "accessModes": list(modes), "storageClassName": sc}
-        if host:
-            spec["local"] = {"path": "/mnt/disks/vol1"}
-            spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]}}
-        else:
-            spec["csi"] = {"driver": "example.com/csi", "volumeHandle": name}
-        if claim is not None:
-            spec["claimRef"] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": "default",
-                                "name": claim["metadata"]["name"], "uid": claim["metadata"]["uid"]}
-        return await self._create(PVS, {"apiVersion": "v1", "kind": "PersistentVolume",
-                                        "metadata": {"name": name}, "spec": spec})
-
-    async def pvc(self, name: str, *, sc: str, size: str = "1Gi", modes: tuple = ("ReadWriteOnce",)) -> dict:
-        return await self._create(PVCS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                                         "metadata": {"name": name, "namespace": "default"},
-                                         "spec": {"accessModes": list(modes), "storageClassName": sc,
-                                                  "resources": {"requests": {"storage": size}}}}, "default")
-
-    async def bind(self, claim_name: str, volume_name: str) -> None:
-        """What the PV controller does last: the claim names its volume and is Bound."""
-        claim = await self.client.get(PVCS, claim_name, "default")
-        claim["spec"]["volumeName"] = volume_name
-        claim = await self.client.update(PVCS, claim, "default")
-        claim["status"] = {**(claim.get("status") or {}), "phase": "Bound"}
-        await self.client.update_status(PVCS, claim, "default")
-
-    async def bound_claim(self, name: str, volume: str, *, sc: str, host: str | None = None,
-                          modes: tuple = ("ReadWriteOnce",)) -> None:
-        claim = await self.pvc(name, sc=sc, modes=modes)
-        await self.pv(volume, sc=sc, host=host, modes=modes, claim=claim)
-        await self.bind(name, volume)
-
-    async def pod(self, name: str, *claims: str, **kwargs: Any) -> dict:
-        volumes = [{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)]
-        out = await self.sched.add_pod(name, volumes=volumes, **kwargs)
-        self.created.append((PODS, name, "default"))
-        return out
-
-    async def rejected(self, name: str) -> dict:
-        async def condition() -> dict | None:
-            cond = await self.sched.scheduled_condition(name)
-            return cond if cond and cond["status"] == "False" else None
-
-        return await self.sched.wait_for(condition, message=f"{name} rejected")
-
-    async def cleanup(self) -> None:
-        for res, name, namespace in reversed(self.created):
-            try:
-                await self.client.delete(res, name, namespace, grace_period_seconds=0 if res == PODS else None)
-            except NotFound:
-                pass
-
-
-@pytest.fixture
-async def vols(sched: Any) -> AsyncIterator[Volumes]:
-    volumes = Volumes(sched)
-    try:
-        yield volumes
-    finally:
-        await volumes.cleanup()
-
-
-async def test_bound_claim_places_the_pod_on_its_volume_node(sched: Any, vols: Volumes) -> None:
+async def test_bound_claim_places_the_pod_on_its_volume_node(sched: Any, vols: Any) -> None:
     for n in ("node-a", "node-b", "node-c"):
         await sched.add_node(n)
     await vols.storage_class("local")
@@ -115,7 +27,7 @@ async def test_bound_claim_places_the_pod_on_its_volume_node(sched: Any, vols: V
     assert (await sched.wait_bound("app"))["app"] == "node-b"
 
 
-async def test_wait_for_first_consumer_claim_gets_the_pv_of_the_free_node(sched: Any, vols: Volumes) -> None:
+async def test_wait_for_first_consumer_claim_gets_the_pv_of_the_free_node(sched: Any, vols: Any) -> None:
     await sched.add_node("full", cpu="1")
     await sched.add_node("free", cpu="4")
     await vols.storage_class("local")
@@ -140,7 +52,7 @@ async def test_wait_for_first_consumer_claim_gets_the_pv_of_the_free_node(sched:
     assert (await sched.wait_bound("app"))["app"] == "free"
 
 
-async def test_unbound_immediate_claim_keeps_the_pod_pending(sched: Any, vols: Volumes) -> None:
+async def test_unbound_immediate_claim_keeps_the_pod_pending(sched: Any, vols: Any) -> None:
     await sched.add_node("node-a")
     await sched.add_node("node-b")
     await vols.storage_class("fast", mode="Immediate", provisioner="example.com/fast")
@@ -152,7 +64,7 @@ async def test_unbound_immediate_claim_keeps_the_pod_pending(sched: Any, vols: V
     assert cond["message"] == "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims."
 
 
-async def test_missing_claim_keeps_the_pod_pending(sched: Any, vols: Volumes) -> None:
+async def test_missing_claim_keeps_the_pod_pending(sched: Any, vols: Any) -> None:
     await sched.add_node("node-a")
     await sched.start()
     await vols.pod("app", "nope")
@@ -160,7 +72,7 @@ async def test_missing_claim_keeps_the_pod_pending(sched: Any, vols: Volumes) ->
     assert cond["message"] == '0/1 nodes are available: persistentvolumeclaim "nope" not found.'
 
 
-async def test_read_write_once_pod_claim_in_use(sched: Any, vols: Volumes) -> None:
+async def test_read_write_once_pod_claim_in_use(sched: Any, vols: Any) -> None:
     await sched.add_node("node-a")
     await sched.add_node("node-b")
     await vols.storage_class("csi", mode="Immediate", provisioner="example.com/csi")
@@ -177,7 +89,7 @@ async def test_read_write_once_pod_claim_in_use(sched: Any, vols: Volumes) -> No
     await sched.wait_bound("second")
 
 
-async def test_provisioned_claim_gets_the_selected_node(sched: Any, vols: Volumes) -> None:
+async def test_provisioned_claim_gets_the_selected_node(sched: Any, vols: Any) -> None:
     await sched.add_node("node-a", cpu="1")
     await sched.add_node("node-b", cpu="4")
     await vols.storage_class("dynamic", provisioner="example.com/csi")
@@ -197,7 +109,7 @@ async def test_provisioned_claim_gets_the_selected_node(sched: Any, vols: Volume
     assert (await sched.wait_bound("app"))["app"] == "node-b"
 
 
-async def test_scheduler_and_pv_controller_bind_a_waiting_claim_together(sched: Any, vols: Volumes) -> None:
+async def test_scheduler_and_pv_controller_bind_a_waiting_claim_together(sched: Any, vols: Any) -> None:
     """No test plays the PV controller here: the real persistentvolume-binder completes what
     the scheduler's PreBind started, and the pod is bound to the node of the chosen volume."""
     manager = ControllerManager(sched.client, ["persistentvolume-binder"])
