@@ -59,14 +59,24 @@ def priority(pod: Obj) -> int:
     return int(value) if value is not None else 0
 
 
+_START_TIMES: dict[str, float] = {}  # startTime text -> epoch seconds (candidates compare many)
+
+
 def start_time(pod: Obj) -> float:
     """status.startTime as epoch seconds; now when the pod has not started (as upstream)."""
     text = (pod.get("status") or {}).get("startTime")
     if text:
+        value = _START_TIMES.get(text)
+        if value is not None:
+            return value
         try:
-            return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+            value = datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
         except ValueError:
-            pass
+            return time.time()
+        if len(_START_TIMES) > 4096:
+            _START_TIMES.clear()
+        _START_TIMES[text] = value
+        return value
     return time.time()
 
 
