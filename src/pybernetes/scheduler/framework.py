@@ -245,6 +245,10 @@ class Plugin:
     gives the snapshot, client and recorder (scheduler/handle.py)."""
 
     name: ClassVar[str] = ""
+    #: Whether the plugin's Filter verdict on a node can change when pods are added to or removed
+    #: from it (preemption's dry runs re-run only those; the others' verdicts are known from the
+    #: cycle's table forms).  True unless a plugin says otherwise.
+    node_pods_matter: ClassVar[bool] = True
 
     def __init__(self, args: Obj | None = None, handle: Handle | None = None) -> None:
         self.args = dict(args or {})

@@ -54,6 +54,7 @@ POINTS = ("queueSort", "preEnqueue", "preFilter", "filter", "postFilter", "preSc
 
 
 FilterFn = Callable[[CycleState, Obj, NodeInfo], Status]
+TABLE_FILTER_KEY = "TableFilterResult"  # the cycle's run_filter_table answer, for PostFilter
 
 
 @dataclass(slots=True)
@@ -220,6 +221,24 @@ class Framework:
                 out.rejecting.append((name, filter_, verdict))
                 out.passing = verdict.copy() if out.passing is None else np.logical_and(out.passing, verdict)
         return out
+
+    def pods_filters(self, state: CycleState) -> tuple[list[tuple[str, FilterFn]], np.ndarray | None] | None:
+        """For preemption's dry runs on nodes whose pods change: the filters to run (plugins
+        whose verdict depends on the node's pods, and those without a table verdict this
+        cycle), and the rows the other plugins let through (None: all) — their verdicts do not
+        change with the pods.  None when the cycle kept no table verdicts."""
+        result = state.get(TABLE_FILTER_KEY)
+        if result is None:
+            return None
+        untabled = {name for name, _ in result.per_node}
+        skip = state.skip_filter_plugins
+        filters = [(name, filter_) for name, filter_ in self._filters
+                   if name not in skip and (self.plugins[name].node_pods_matter or name in untabled)]
+        passing = None
+        for name, _filter, mask in result.rejecting:
+            if not self.plugins[name].node_pods_matter:
+                passing = mask.copy() if passing is None else passing & mask
+        return filters, passing
 
     def table_statuses(self, state: CycleState, pod: Obj, table: NodeTable, result: TableFilterResult
                        ) -> dict[str, Status] | None:

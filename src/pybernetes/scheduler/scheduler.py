@@ -43,7 +43,7 @@ from pybernetes.scheduler.metrics import SchedulerMetrics
 from pybernetes.scheduler.nodeinfo import pod_entry, pod_key
 from pybernetes.scheduler.nodetable import RowInfos
 from pybernetes.scheduler.queue import Closed, SchedulingQueue
-from pybernetes.scheduler.runtime import Framework, pod_name
+from pybernetes.scheduler.runtime import TABLE_FILTER_KEY, Framework, pod_name
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +326,7 @@ class Scheduler:
         want = feasible_nodes_to_find(total, fw.profile.percentage_of_nodes_to_score or
                                       getattr(self.config, "percentage_of_nodes_to_score", 0) or 0)
         result = fw.run_filter_table(state, pod, table)
+        state.write(TABLE_FILTER_KEY, result)
         if result.error is not None:
             return [], _NO_ROWS, {nodes[0].name: result.error}
         passing = result.passing

@@ -199,10 +199,19 @@ class DefaultPreemption(Plugin):
         # The dry runs change the state only through PreFilter's AddPod/RemovePod extensions: when
         # none is in play for this pod, one copy serves them all.
         shared = None if self.framework.has_add_pod_extensions(state) else state.clone()
+        # Only the filters whose verdict depends on the node's pods run again in the dry runs,
+        # on the nodes the others let through (their verdicts cannot change).
+        plan = self.framework.pods_filters(state)
+        rows = self.handle.snapshot.table.row_of if plan is not None and self.handle is not None else {}
         for i in range(len(potential)):
             info = potential[(offset + i) % len(potential)]
             trial = state.clone() if shared is None else shared
-            victims, violations, status = self.select_victims(trial, pod, info.clone(), pdbs)
+            filters = None
+            if plan is not None:
+                row = rows.get(info.name)
+                if row is not None and (plan[1] is None or plan[1][row]):
+                    filters = plan[0]
+            victims, violations, status = self.select_victims(trial, pod, info.clone(), pdbs, filters)
             if status.is_success() and victims:
                 (violating if violations else clean).append(Candidate(info.name, victims, violations))
                 if len(clean) + len(violating) >= want:
@@ -212,10 +221,11 @@ class DefaultPreemption(Plugin):
             node_statuses[info.name] = status
         return clean + violating, node_statuses
 
-    def select_victims(self, state: CycleState, pod: Obj, info: NodeInfo, pdbs: list[Obj]
-                       ) -> tuple[list[Obj], int, Status]:
+    def select_victims(self, state: CycleState, pod: Obj, info: NodeInfo, pdbs: list[Obj],
+                       filters: list[Any] | None = None) -> tuple[list[Obj], int, Status]:
         """On a copy of the node (and state): the victims, how many violate a PDB, and whether
-        the pod fits with them gone."""
+        the pod fits with them gone.  ``filters``: the only filters whose verdict can change
+        (``Framework.pods_filters``), None for all."""
         fw = self.framework
         mine = priority(pod)
         removed: list[tuple[str, PodEntry]] = []
@@ -228,9 +238,9 @@ class DefaultPreemption(Plugin):
                 removed.append((key, entry))
         if not removed:
             return [], 0, Status.unresolvable(NO_VICTIMS)
-        status = fw.run_filter(state, pod, info)
+        status = fw.run_filter(state, pod, info, filters)
         if not status.is_success():
-            return [], 0, status
+            return [], 0, status  # the others pass here: the first failure is the whole chain's
         removed.sort(key=lambda item: importance_key(item[1].pod))
         entries = {id(entry.pod): (key, entry) for key, entry in removed}
         violating, clean = split_by_pdb_violation([entry.pod for _, entry in removed], pdbs)
@@ -243,7 +253,7 @@ class DefaultPreemption(Plugin):
             status = fw.run_add_pod(state, pod, entry, info)
             if not status.is_success():
                 return False, status
-            fits = fw.run_filter(state, pod, info).is_success()
+            fits = fw.run_filter(state, pod, info, filters).is_success()
             if not fits:
                 info.remove(key)
                 status = fw.run_remove_pod(state, pod, entry, info)

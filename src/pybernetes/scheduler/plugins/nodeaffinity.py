@@ -99,6 +99,7 @@ def _parse_added(added: Any) -> tuple[NodeSelector | None, PreferredSchedulingTe
 
 class NodeAffinity(Plugin):
     name = "NodeAffinity"
+    node_pods_matter = False  # its Filter looks at the node, never at the pods on it
 
     _REJECT_POD = Status.unresolvable(ERR_REASON_POD, plugin="NodeAffinity")
     _REJECT_ENFORCED = Status.unresolvable(ERR_REASON_ENFORCED, plugin="NodeAffinity")

@@ -23,6 +23,7 @@ def fits(pod: dict[str, Any], node_info: NodeInfo) -> bool:
 
 class NodeName(Plugin):
     name = "NodeName"
+    node_pods_matter = False  # its Filter looks at the node, never at the pods on it
 
     # One shared rejection (plugin set, so the runtime never mutates it).
     _REJECT = Status.unresolvable(ERR_REASON, plugin="NodeName")

@@ -26,6 +26,7 @@ def tolerates_unschedulable(pod: dict[str, Any]) -> bool:
 
 class NodeUnschedulable(Plugin):
     name = "NodeUnschedulable"
+    node_pods_matter = False  # its Filter looks at the node, never at the pods on it
 
     _REJECT = Status.unresolvable(ERR_REASON_UNSCHEDULABLE, plugin="NodeUnschedulable")
 

@@ -61,6 +61,7 @@ class _FilterState:
 
 class TaintToleration(Plugin):
     name = "TaintToleration"
+    node_pods_matter = False  # its Filter looks at the node, never at the pods on it
 
     def filter(self, state: CycleState, pod: Obj, node_info: NodeInfo) -> Status:
         taints = (node_info.node.get("spec") or {}).get("taints")

@@ -92,6 +92,7 @@ def _name(obj: Obj) -> str:
 
 class VolumeBinding(Plugin):
     name = "VolumeBinding"
+    node_pods_matter = False  # its Filter looks at the node, never at the pods on it
 
     poll_interval = 0.2  # seconds between checks of the listers while PreBind waits
     pod_check_interval = 1.0  # seconds between checks that the waiting pod still exists

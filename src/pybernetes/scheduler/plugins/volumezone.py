@@ -140,6 +140,7 @@ def _name(obj: Obj) -> str:
 
 class VolumeZone(Plugin):
     name = "VolumeZone"
+    node_pods_matter = False  # its Filter looks at the node, never at the pods on it
 
     _SKIP = Status.skip()
 
