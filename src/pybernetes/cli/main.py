@@ -13,6 +13,9 @@ same flags; later it also supervises the node agent.
 election (the flags follow kube-controller-manager's: ``--controllers``, ``--leader-elect*``,
 ``--kube-api-qps``, ``--cluster-cidr`` ...) and exits 1 when it loses the lease;
 ``pybernetes scheduler --kubeconfig FILE [--config FILE]`` does the same for the scheduler.
+
+``pybernetes image import FILE | ls | rm REF [--data-dir DIR]`` manages the node's image store
+in DIR/images (kubelet/runtime/images.py); exit 1 with a message on errors.
 """
 
 from __future__ import annotations
@@ -161,7 +164,60 @@ def build_parser() -> argparse.ArgumentParser:
     _add_controller_manager_flags(cm)
     sched = commands.add_parser("scheduler", help="run the scheduler under leader election")
     _add_scheduler_flags(sched)
+    _add_image_commands(commands)
     return parser
+
+
+def _add_image_commands(commands: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="the node's data directory; images live in DATA_DIR/images "
+                             "(default: /var/lib/pybernetes as root, else ~/.local/share/pybernetes)")
+    image = commands.add_parser("image", help="manage the node's image store (import, ls, rm)")
+    actions = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    imp = actions.add_parser("import", parents=[common],
+                             help="import a docker-archive (docker save) or OCI-layout tarball")
+    imp.add_argument("file", type=Path)
+    actions.add_parser("ls", parents=[common], help="list images")
+    rm = actions.add_parser("rm", parents=[common], help="remove an image reference (or an image by id)")
+    rm.add_argument("ref")
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.3g}{unit}"
+        value /= 1000
+    return f"{size}B"
+
+
+def run_image(args: argparse.Namespace) -> int:
+    from pybernetes.kubelet.runtime.images import ImageStore
+    from pybernetes.kubelet.runtime.protocol import RuntimeError_
+
+    data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
+    try:
+        store = ImageStore(data_dir / "images")
+        if args.image_command == "import":
+            for image in store.import_archive(args.file):
+                for tag in image.repo_tags or [image.id]:
+                    print(tag)
+        elif args.image_command == "ls":
+            rows = [("REPOSITORY:TAG", "IMAGE ID", "SIZE")]
+            for image in store.list():
+                for tag in image.repo_tags or ["<none>:<none>"]:
+                    rows.append((tag, image.id.removeprefix("sha256:")[:12], _human_size(image.size)))
+            width = max(len(row[0]) for row in rows)
+            for row in rows:
+                print(f"{row[0]:<{width}}   {row[1]:<12}   {row[2]}")
+        else:
+            store.remove(args.ref)
+            print(f"Untagged: {args.ref}")
+    except (RuntimeError_, OSError) as exc:
+        print(f"pybernetes image {args.image_command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_scheduler(args: argparse.Namespace) -> int:
@@ -319,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(run_controller_manager(args))
     if args.command == "scheduler":
         raise SystemExit(run_scheduler(args))
+    if args.command == "image":
+        raise SystemExit(run_image(args))
     raise SystemExit(2)
 
 
