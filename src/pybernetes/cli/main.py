@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -165,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     sched = commands.add_parser("scheduler", help="run the scheduler under leader election")
     _add_scheduler_flags(sched)
     _add_image_commands(commands)
+    agent = commands.add_parser("agent", help="run the node agent: register this node and keep its status and lease")
+    target = agent.add_mutually_exclusive_group()
+    target.add_argument("--server", metavar="URL", help="the API server (instead of a kubeconfig)")
+    target.add_argument("--kubeconfig", metavar="FILE")
+    agent.add_argument("--node-name", default=None, help="default: this host's name")
+    agent.add_argument("--data-dir", type=Path, default=None)
+    agent.add_argument("--runtime", choices=("process", "simulated"), default="process")
+    agent.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
 
 
@@ -218,6 +227,60 @@ def run_image(args: argparse.Namespace) -> int:
         print(f"pybernetes image {args.image_command}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    """``pybernetes agent``: the node's registration, status and lease (pods come next)."""
+    import signal
+    import socket
+
+    import uvloop
+
+    from pybernetes.client.component import wait_for_api
+    from pybernetes.client.kubeconfig import Config, ConfigError, load_config, load_kubeconfig
+    from pybernetes.client.rest import RestClient
+    from pybernetes.kubelet.agent import NodeAgent
+    from pybernetes.kubelet.runtime.process import ProcessRuntime
+    from pybernetes.kubelet.runtime.simulated import SimulatedRuntime
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.server:
+            config = Config(servers=[args.server])
+        else:
+            config = load_kubeconfig(args.kubeconfig) if args.kubeconfig else load_config()
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"pybernetes agent: {exc}", file=sys.stderr)
+        return 2
+    config.user_agent = "pybernetes-agent"
+    data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
+    (data_dir / "agent").mkdir(parents=True, exist_ok=True)
+    node_name = (args.node_name or socket.gethostname()).lower()
+    if args.runtime == "process":
+        logging.getLogger(__name__).warning(
+            "the process runtime runs containers as plain host processes, without any isolation")
+        runtime: Any = ProcessRuntime(data_dir / "agent" / "process")
+    else:
+        runtime = SimulatedRuntime()
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with RestClient(config) as client:
+            await wait_for_api(client)
+            agent = NodeAgent(client, node_name, runtime, str(data_dir))
+            await agent.start()
+            print(f"pybernetes agent: node {node_name} registered ({runtime.name} runtime)", flush=True)
+            try:
+                await stop.wait()
+            finally:
+                await agent.stop()
+        return 0
+
+    return uvloop.run(main())
 
 
 def run_scheduler(args: argparse.Namespace) -> int:
@@ -377,6 +440,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(run_scheduler(args))
     if args.command == "image":
         raise SystemExit(run_image(args))
+    if args.command == "agent":
+        raise SystemExit(run_agent(args))
     raise SystemExit(2)
 
 
