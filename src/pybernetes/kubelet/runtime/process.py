@@ -14,22 +14,20 @@ keeps the runtime contract (protocol.py) like the other backends.
   when a log path is set.
 - Stop: SIGTERM to the session, SIGKILL after the grace period.  Exit codes as a shell reports
   them: 128 + signal for a process ended by a signal.
-- Images: references listed in ``images`` can be "pulled" (recorded); others fail with
-  ErrImagePull.  (Real images come with the image store.)
+- Images and the bookkeeping come from ``tracking.TrackedRuntime``: references listed in
+  ``images`` can be "pulled"; others fail with ErrImagePull.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 import os
 import shutil
 import signal
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,23 +37,17 @@ from pybernetes.kubelet.runtime.protocol import (
     ContainerState,
     ContainerStatus,
     ExecResult,
-    Image,
-    NotFound,
     PodSandboxConfig,
     PodSandboxStatus,
     RuntimeError_,
     SandboxState,
 )
-from pybernetes.kubelet.runtime.simulated import image_id
+from pybernetes.kubelet.runtime.tracking import TrackedRuntime, now_ns
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _now() -> int:
-    return time.time_ns()
 
 
 def _exit_code(returncode: int) -> int:
@@ -89,20 +81,13 @@ class _Container:
     logfile: Any = None
 
 
-class ProcessRuntime:
+class ProcessRuntime(TrackedRuntime):
     name = "process"
 
     def __init__(self, root: str | os.PathLike[str], *, images: set[str] | None = None) -> None:
+        super().__init__(images)
         self.root = Path(root)
-        self._known = images
-        self._sandboxes: dict[str, _Sandbox] = {}
-        self._containers: dict[str, _Container] = {}
-        self._images: dict[str, Image] = {}
-        self._ids = itertools.count(1)
         self._addresses = (f"127.0.{n // 250 + 1}.{n % 250 + 2}" for n in itertools.count())
-
-    def _new_id(self, kind: str) -> str:
-        return hashlib.sha256(f"{kind}-{os.getpid()}-{next(self._ids)}-{time.time_ns()}".encode()).hexdigest()
 
     async def version(self) -> str:
         return VERSION
@@ -115,7 +100,7 @@ class ProcessRuntime:
         directory.mkdir(parents=True)
         ip = "" if config.host_network else next(self._addresses)
         self._sandboxes[sandbox_id] = _Sandbox(
-            PodSandboxStatus(sandbox_id, config, SandboxState.READY, _now(), ip), directory)
+            PodSandboxStatus(sandbox_id, config, SandboxState.READY, now_ns(), ip), directory)
         return sandbox_id
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
@@ -135,39 +120,17 @@ class ProcessRuntime:
         del self._sandboxes[sandbox_id]
         shutil.rmtree(sandbox.directory, ignore_errors=True)
 
-    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            raise NotFound("pod sandbox", sandbox_id)
-        return replace(sandbox.status)
-
-    async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
-        return [replace(s.status) for s in self._sandboxes.values()]
-
     # -- containers ------------------------------------------------------------------------------
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            raise NotFound("pod sandbox", sandbox_id)
-        if sandbox.status.state is not SandboxState.READY:
-            raise RuntimeError_("CreateContainerError", f"pod sandbox {sandbox_id!r} is not ready")
-        image = await self.image_status(config.image)
-        if image is None:
-            raise RuntimeError_("CreateContainerError", f"image {config.image!r} is not present")
+        sandbox, image = await self._creatable(sandbox_id, config)
         container_id = self._new_id("container")
         log_dir = sandbox.status.config.log_directory or str(sandbox.directory)
         log_path = str(Path(log_dir) / config.log_path) if config.log_path else ""
         self._containers[container_id] = _Container(ContainerStatus(
-            container_id, sandbox_id, config, ContainerState.CREATED, _now(), image_ref=image.id, log_path=log_path))
+            container_id, sandbox_id, config, ContainerState.CREATED, now_ns(), image_ref=image.id, log_path=log_path))
         sandbox.containers.add(container_id)
         return container_id
-
-    def _get(self, container_id: str) -> _Container:
-        container = self._containers.get(container_id)
-        if container is None:
-            raise NotFound("container", container_id)
-        return container
 
     def _environment(self, config: ContainerConfig) -> dict[str, str]:
         env = {"PATH": DEFAULT_PATH, "HOSTNAME": ""}
@@ -197,7 +160,7 @@ class ProcessRuntime:
             raise RuntimeError_("RunContainerError", f"starting {argv[0]!r}: {exc.strerror or exc}") from exc
         container.process = process
         status.state = ContainerState.RUNNING
-        status.started_at = _now()
+        status.started_at = now_ns()
         loop = asyncio.get_running_loop()
         if status.log_path:
             container.logfile = _open_log(status.log_path)
@@ -222,7 +185,7 @@ class ProcessRuntime:
         status.state = ContainerState.EXITED
         status.exit_code = _exit_code(returncode)
         status.reason = "Completed" if returncode == 0 else "Error"
-        status.finished_at = _now()
+        status.finished_at = now_ns()
 
     def _signal(self, container: _Container, sig: int) -> None:
         process = container.process
@@ -236,7 +199,7 @@ class ProcessRuntime:
         status = container.status
         if status.state is ContainerState.CREATED:
             status.state = ContainerState.EXITED
-            status.finished_at = _now()
+            status.finished_at = now_ns()
             return
         if status.state is not ContainerState.RUNNING or container.waiter is None:
             return
@@ -253,17 +216,7 @@ class ProcessRuntime:
             self._signal(container, signal.SIGKILL)
             if container.waiter is not None:
                 await container.waiter
-        del self._containers[container_id]
-        sandbox = self._sandboxes.get(container.status.sandbox_id)
-        if sandbox is not None:
-            sandbox.containers.discard(container_id)
-
-    async def container_status(self, container_id: str) -> ContainerStatus:
-        return replace(self._get(container_id).status)
-
-    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
-        return [replace(c.status) for c in self._containers.values()
-                if sandbox_id is None or c.status.sandbox_id == sandbox_id]
+        self._forget_container(container_id)
 
     async def exec_sync(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
         container = self._get(container_id)
@@ -286,29 +239,3 @@ class ProcessRuntime:
             await process.wait()
             raise RuntimeError_("ExecError", f"command timed out after {limit_seconds}s") from None
         return ExecResult(_exit_code(process.returncode or 0), out, err)
-
-    # -- images ----------------------------------------------------------------------------------
-
-    async def pull_image(self, ref: str, auth: dict[str, str] | None = None) -> str:
-        if self._known is not None and ref not in self._known:
-            raise RuntimeError_("ErrImagePull", f"failed to pull image {ref!r}: not found")
-        ident = image_id(ref)
-        image = self._images.setdefault(ident, Image(ident))
-        if ref not in image.repo_tags:
-            image.repo_tags.append(ref)
-        return ident
-
-    async def image_status(self, ref: str) -> Image | None:
-        image = self._images.get(ref) or self._images.get(image_id(ref))
-        return replace(image, repo_tags=list(image.repo_tags)) if image is not None else None
-
-    async def list_images(self) -> list[Image]:
-        return [replace(i, repo_tags=list(i.repo_tags)) for i in self._images.values()]
-
-    async def remove_image(self, ref: str) -> None:
-        image = await self.image_status(ref)
-        if image is None:
-            return
-        if any(c.status.image_ref == image.id for c in self._containers.values()):
-            raise RuntimeError_("ImageInUse", f"image {ref!r} is used by a container")
-        self._images.pop(image.id, None)

@@ -13,47 +13,34 @@ What a container does is told by its annotations (nothing runs):
   kill (exit code 137), as a process that ignores SIGTERM; otherwise a stop exits at once
   with 143 (terminated by SIGTERM).
 
-Images: ``pull_image`` knows every reference unless ``images`` was given, a set of the
-references that exist (others fail with ErrImagePull, as a registry's 404 would).  A pod IP
-comes from ``pod_cidr`` in order.  ``exec_sync`` answers ``exec_results[tuple(command)]``
+Images and the bookkeeping come from ``tracking.TrackedRuntime`` (every reference can be
+pulled unless ``images`` lists the ones that exist).  A pod IP comes from ``pod_cidr`` in
+order.  ``exec_sync`` answers ``exec_results[tuple(command)]``
 (default: exit 0, no output).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
-import itertools
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from pybernetes.kubelet.runtime.protocol import (
     ContainerConfig,
     ContainerState,
     ContainerStatus,
     ExecResult,
-    Image,
-    NotFound,
     PodSandboxConfig,
     PodSandboxStatus,
     RuntimeError_,
     SandboxState,
 )
+from pybernetes.kubelet.runtime.tracking import TrackedRuntime, now_ns
 
 EXIT_AFTER = "sim.pybernetes.io/exit-after"
 EXIT_CODE = "sim.pybernetes.io/exit-code"
 IGNORE_SIGTERM = "sim.pybernetes.io/ignore-sigterm"
 VERSION = "0.1.0"
-
-
-def _now() -> int:
-    return time.time_ns()
-
-
-def image_id(ref: str) -> str:
-    """A stable made-up image id for a reference."""
-    return "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -69,21 +56,15 @@ class _Container:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class SimulatedRuntime:
+class SimulatedRuntime(TrackedRuntime):
     name = "simulated"
+    image_size = 1 << 20
 
     def __init__(self, *, pod_cidr: str = "10.244.0.0/24", images: set[str] | None = None) -> None:
+        super().__init__(images)
         self._hosts = ipaddress.ip_network(pod_cidr).hosts()
         next(self._hosts, None)  # the first address is the bridge's
-        self._ids = itertools.count(1)
-        self._sandboxes: dict[str, _Sandbox] = {}
-        self._containers: dict[str, _Container] = {}
-        self._known = images
-        self._images: dict[str, Image] = {}  # id -> image
         self.exec_results: dict[tuple[str, ...], ExecResult] = {}
-
-    def _new_id(self, kind: str) -> str:
-        return hashlib.sha256(f"{kind}-{next(self._ids)}-{time.time_ns()}".encode()).hexdigest()
 
     async def version(self) -> str:
         return VERSION
@@ -95,7 +76,7 @@ class SimulatedRuntime:
         ip = "" if config.host_network else str(next(self._hosts, "") or "")
         if not config.host_network and not ip:
             raise RuntimeError_("CreatePodSandboxError", "no free address left in the pod CIDR")
-        status = PodSandboxStatus(sandbox_id, config, SandboxState.READY, _now(), ip)
+        status = PodSandboxStatus(sandbox_id, config, SandboxState.READY, now_ns(), ip)
         self._sandboxes[sandbox_id] = _Sandbox(status)
         return sandbox_id
 
@@ -116,39 +97,17 @@ class SimulatedRuntime:
             await self.remove_container(container_id)
         del self._sandboxes[sandbox_id]
 
-    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            raise NotFound("pod sandbox", sandbox_id)
-        return replace(sandbox.status)
-
-    async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
-        return [replace(s.status) for s in self._sandboxes.values()]
-
     # -- containers ------------------------------------------------------------------------------
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            raise NotFound("pod sandbox", sandbox_id)
-        if sandbox.status.state is not SandboxState.READY:
-            raise RuntimeError_("CreateContainerError", f"pod sandbox {sandbox_id!r} is not ready")
-        image = await self.image_status(config.image)
-        if image is None:
-            raise RuntimeError_("CreateContainerError", f"image {config.image!r} is not present")
+        sandbox, image = await self._creatable(sandbox_id, config)
         container_id = self._new_id("container")
         log_dir = sandbox.status.config.log_directory
         log_path = f"{log_dir}/{config.log_path}" if log_dir and config.log_path else ""
         self._containers[container_id] = _Container(ContainerStatus(
-            container_id, sandbox_id, config, ContainerState.CREATED, _now(), image_ref=image.id, log_path=log_path))
+            container_id, sandbox_id, config, ContainerState.CREATED, now_ns(), image_ref=image.id, log_path=log_path))
         sandbox.containers.add(container_id)
         return container_id
-
-    def _get(self, container_id: str) -> _Container:
-        container = self._containers.get(container_id)
-        if container is None:
-            raise NotFound("container", container_id)
-        return container
 
     async def start_container(self, container_id: str) -> None:
         container = self._get(container_id)
@@ -157,7 +116,7 @@ class SimulatedRuntime:
             raise RuntimeError_("RunContainerError", f"container {container_id!r} is {status.state.value}, "
                                 "not created")
         status.state = ContainerState.RUNNING
-        status.started_at = _now()
+        status.started_at = now_ns()
         after = status.config.annotations.get(EXIT_AFTER)
         if after is not None:
             code = int(status.config.annotations.get(EXIT_CODE, "0"))
@@ -176,7 +135,7 @@ class SimulatedRuntime:
         status.state = ContainerState.EXITED
         status.exit_code = code
         status.reason = reason
-        status.finished_at = _now()
+        status.finished_at = now_ns()
         container.exited.set()
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
@@ -184,7 +143,7 @@ class SimulatedRuntime:
         status = container.status
         if status.state is ContainerState.CREATED:
             status.state = ContainerState.EXITED
-            status.finished_at = _now()
+            status.finished_at = now_ns()
             return
         if status.state is not ContainerState.RUNNING:
             return
@@ -204,46 +163,10 @@ class SimulatedRuntime:
             self._exit(container, 137, "Error")
         if container.exit_task is not None:
             container.exit_task.cancel()
-        del self._containers[container_id]
-        sandbox = self._sandboxes.get(container.status.sandbox_id)
-        if sandbox is not None:
-            sandbox.containers.discard(container_id)
-
-    async def container_status(self, container_id: str) -> ContainerStatus:
-        return replace(self._get(container_id).status)
-
-    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
-        return [replace(c.status) for c in self._containers.values()
-                if sandbox_id is None or c.status.sandbox_id == sandbox_id]
+        self._forget_container(container_id)
 
     async def exec_sync(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
         container = self._get(container_id)
         if container.status.state is not ContainerState.RUNNING:
             raise RuntimeError_("ExecError", f"container {container_id!r} is not running")
         return self.exec_results.get(tuple(command), ExecResult(0, b"", b""))
-
-    # -- images ----------------------------------------------------------------------------------
-
-    async def pull_image(self, ref: str, auth: dict[str, str] | None = None) -> str:
-        if self._known is not None and ref not in self._known:
-            raise RuntimeError_("ErrImagePull", f"failed to pull image {ref!r}: not found")
-        ident = image_id(ref)
-        image = self._images.setdefault(ident, Image(ident, size=1 << 20))
-        if ref not in image.repo_tags:
-            image.repo_tags.append(ref)
-        return ident
-
-    async def image_status(self, ref: str) -> Image | None:
-        image = self._images.get(ref) or self._images.get(image_id(ref))
-        return replace(image, repo_tags=list(image.repo_tags)) if image is not None else None
-
-    async def list_images(self) -> list[Image]:
-        return [replace(i, repo_tags=list(i.repo_tags)) for i in self._images.values()]
-
-    async def remove_image(self, ref: str) -> None:
-        image = await self.image_status(ref)
-        if image is None:
-            return
-        if any(c.status.image_ref == image.id for c in self._containers.values()):
-            raise RuntimeError_("ImageInUse", f"image {ref!r} is used by a container")
-        self._images.pop(image.id, None)

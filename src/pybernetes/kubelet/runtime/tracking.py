@@ -1,0 +1,120 @@
+"""The bookkeeping runtime backends without a runtime daemon of their own share (``simulated``
+and ``process``): their sandboxes and containers by id, the contract's lookups and listings,
+the checks before a container is created, and images known by reference — references listed
+in ``images`` can be "pulled" (recorded under a made-up id), others fail with ErrImagePull, as
+a registry's 404 would.  (Real images come from the image store, images.py.)
+
+A backend keeps records with a ``status`` (PodSandboxStatus / ContainerStatus) — sandboxes
+also a ``containers`` set of ids — and implements the lifecycle itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from dataclasses import replace
+from typing import Any
+
+from pybernetes.kubelet.runtime.protocol import (
+    ContainerConfig,
+    ContainerStatus,
+    Image,
+    NotFound,
+    PodSandboxStatus,
+    RuntimeError_,
+    SandboxState,
+)
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def image_id(ref: str) -> str:
+    """A stable made-up image id for a reference."""
+    return "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+
+
+class TrackedRuntime:
+    """See the module docstring; ``image_size`` is the size recorded for pulled images."""
+
+    image_size = 0
+
+    def __init__(self, images: set[str] | None = None) -> None:
+        self._known = images
+        self._images: dict[str, Image] = {}  # id -> image
+        self._sandboxes: dict[str, Any] = {}  # id -> record with .status, .containers
+        self._containers: dict[str, Any] = {}  # id -> record with .status
+        self._ids = itertools.count(1)
+
+    def _new_id(self, kind: str) -> str:
+        return hashlib.sha256(f"{kind}-{id(self)}-{next(self._ids)}-{time.time_ns()}".encode()).hexdigest()
+
+    # -- lookups -----------------------------------------------------------------------------------
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound("pod sandbox", sandbox_id)
+        return replace(sandbox.status)
+
+    async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
+        return [replace(s.status) for s in self._sandboxes.values()]
+
+    def _get(self, container_id: str) -> Any:
+        container = self._containers.get(container_id)
+        if container is None:
+            raise NotFound("container", container_id)
+        return container
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        return replace(self._get(container_id).status)
+
+    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        return [replace(c.status) for c in self._containers.values()
+                if sandbox_id is None or c.status.sandbox_id == sandbox_id]
+
+    async def _creatable(self, sandbox_id: str, config: ContainerConfig) -> tuple[Any, Image]:
+        """The sandbox a container may be created in, and its image (else the contract's error)."""
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound("pod sandbox", sandbox_id)
+        if sandbox.status.state is not SandboxState.READY:
+            raise RuntimeError_("CreateContainerError", f"pod sandbox {sandbox_id!r} is not ready")
+        image = await self.image_status(config.image)
+        if image is None:
+            raise RuntimeError_("CreateContainerError", f"image {config.image!r} is not present")
+        return sandbox, image
+
+    def _forget_container(self, container_id: str) -> None:
+        container = self._containers.pop(container_id)
+        sandbox = self._sandboxes.get(container.status.sandbox_id)
+        if sandbox is not None:
+            sandbox.containers.discard(container_id)
+
+    # -- images ------------------------------------------------------------------------------------
+
+    async def pull_image(self, ref: str, auth: dict[str, str] | None = None) -> str:
+        if self._known is not None and ref not in self._known:
+            raise RuntimeError_("ErrImagePull", f"failed to pull image {ref!r}: not found")
+        ident = image_id(ref)
+        image = self._images.setdefault(ident, Image(ident, size=self.image_size))
+        if ref not in image.repo_tags:
+            image.repo_tags.append(ref)
+        return ident
+
+    async def image_status(self, ref: str) -> Image | None:
+        image = self._images.get(ref) or self._images.get(image_id(ref))
+        return replace(image, repo_tags=list(image.repo_tags)) if image is not None else None
+
+    async def list_images(self) -> list[Image]:
+        return [replace(i, repo_tags=list(i.repo_tags)) for i in self._images.values()]
+
+    async def remove_image(self, ref: str) -> None:
+        image = await self.image_status(ref)
+        if image is None:
+            return
+        if any(c.status.image_ref == image.id for c in self._containers.values()):
+            raise RuntimeError_("ImageInUse", f"image {ref!r} is used by a container")
+        self._images.pop(image.id, None)
