@@ -103,21 +103,7 @@ class ProcessRuntime(TrackedRuntime):
             PodSandboxStatus(sandbox_id, config, SandboxState.READY, now_ns(), ip), directory)
         return sandbox_id
 
-    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            return
-        await asyncio.gather(*(self.stop_container(c, 0) for c in list(sandbox.containers)))
-        sandbox.status.state = SandboxState.NOTREADY
-
-    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            return
-        await self.stop_pod_sandbox(sandbox_id)
-        for container_id in list(sandbox.containers):
-            await self.remove_container(container_id)
-        del self._sandboxes[sandbox_id]
+    def _sandbox_removed(self, sandbox: _Sandbox) -> None:
         shutil.rmtree(sandbox.directory, ignore_errors=True)
 
     # -- containers ------------------------------------------------------------------------------

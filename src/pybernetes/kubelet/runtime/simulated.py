@@ -80,23 +80,6 @@ class SimulatedRuntime(TrackedRuntime):
         self._sandboxes[sandbox_id] = _Sandbox(status)
         return sandbox_id
 
-    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            return
-        for container_id in list(sandbox.containers):
-            await self.stop_container(container_id, 0)
-        sandbox.status.state = SandboxState.NOTREADY
-
-    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            return
-        await self.stop_pod_sandbox(sandbox_id)
-        for container_id in list(sandbox.containers):
-            await self.remove_container(container_id)
-        del self._sandboxes[sandbox_id]
-
     # -- containers ------------------------------------------------------------------------------
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:

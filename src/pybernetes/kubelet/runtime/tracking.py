@@ -5,11 +5,14 @@ in ``images`` can be "pulled" (recorded under a made-up id), others fail with Er
 a registry's 404 would.  (Real images come from the image store, images.py.)
 
 A backend keeps records with a ``status`` (PodSandboxStatus / ContainerStatus) — sandboxes
-also a ``containers`` set of ids — and implements the lifecycle itself.
+also a ``containers`` set of ids — and implements running sandboxes and the containers'
+lifecycle; stopping and removing a sandbox (its containers first) are done here, with
+``_sandbox_removed`` for what the backend must release.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import time
@@ -50,6 +53,28 @@ class TrackedRuntime:
 
     def _new_id(self, kind: str) -> str:
         return hashlib.sha256(f"{kind}-{id(self)}-{next(self._ids)}-{time.time_ns()}".encode()).hexdigest()
+
+    # -- sandboxes --------------------------------------------------------------------------------
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        await asyncio.gather(*(self.stop_container(c, 0) for c in list(sandbox.containers)))  # type: ignore[attr-defined]
+        sandbox.status.state = SandboxState.NOTREADY
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        await self.stop_pod_sandbox(sandbox_id)
+        for container_id in list(sandbox.containers):
+            await self.remove_container(container_id)  # type: ignore[attr-defined]
+        del self._sandboxes[sandbox_id]
+        self._sandbox_removed(sandbox)
+
+    def _sandbox_removed(self, sandbox: Any) -> None:
+        """What the backend releases when a sandbox is gone (nothing by default)."""
 
     # -- lookups -----------------------------------------------------------------------------------
 
