@@ -345,11 +345,7 @@ class Scheduler:
         if mine:  # preemption made room there: try it first, alone (upstream's evaluateNominatedNode)
             row = table.row_of.get(mine)
             if row is not None and (passing is None or passing[row]):
-                node = nodes[row]
-                status = fw.run_filter(state, pod, node, result.per_node) if result.per_node else SUCCESS
-                if not status.code and mine in nominated:
-                    status = self._filter_with_nominated(fw, state, pod, node)
-                if not status.code:
+                if not self._candidate_status(fw, state, pod, nodes[row], result.per_node, nominated).code:
                     chosen_row = np.array([row], dtype=np.intp)
                     return RowInfos(table, chosen_row), chosen_row, {}
         statuses: dict[str, Status] = {}
@@ -357,12 +353,9 @@ class Scheduler:
             rows = order[:want]
         else:
             chosen: list[int] = []
-            run_filter, per_node = fw.run_filter, result.per_node
             for row in order.tolist():
                 node = nodes[row]
-                status = run_filter(state, pod, node, per_node) if per_node else SUCCESS
-                if not status.code and node.name in nominated:
-                    status = self._filter_with_nominated(fw, state, pod, node)
+                status = self._candidate_status(fw, state, pod, node, result.per_node, nominated)
                 if status.code:
                     statuses[node.name] = status
                     continue
@@ -388,6 +381,15 @@ class Scheduler:
             if len(merged) == total:
                 return [], _NO_ROWS, merged
         return self._statuses_by_node(fw, state, pod, nodes, allowed)
+
+    def _candidate_status(self, fw: Framework, state: CycleState, pod: Obj, node: NodeInfo,
+                          per_node: list[Any], nominated: Any) -> Status:
+        """The verdict on a node the table forms let through: the plugins left to run node by
+        node, then the room of the pods nominated to it."""
+        status = fw.run_filter(state, pod, node, per_node) if per_node else SUCCESS
+        if not status.code and node.name in nominated:
+            status = self._filter_with_nominated(fw, state, pod, node)
+        return status
 
     def _statuses_by_node(self, fw: Framework, state: CycleState, pod: Obj, nodes: list[NodeInfo],
                           allowed: frozenset[str] | None) -> tuple[list[NodeInfo], np.ndarray, dict[str, Status]]:

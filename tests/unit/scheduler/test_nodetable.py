@@ -316,6 +316,7 @@ class _Cycle:
     _find_feasible = Scheduler._find_feasible
     _filter_with_nominated = Scheduler._filter_with_nominated
     _entry_of = Scheduler._entry_of
+    _candidate_status = Scheduler._candidate_status
 
     def __init__(self, config) -> None:
         self.config = config
