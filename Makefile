@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?=
 PORT ?= 6443
 ARGS ?=
+# What the node agent's runc runtime and its tests use: runc and conmon run containers, CNI
+# plugins network them, busybox-static builds the test images, docker-registry and skopeo
+# serve and copy them, nftables and iproute2 program the node.
+DEBIAN_PACKAGES := runc conmon containernetworking-plugins busybox-static docker-registry skopeo \
+	nftables iproute2
 
 .PHONY: run test lint deps venv clean bench
 
@@ -14,6 +19,9 @@ deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  need=""; \
 	  python3 -c 'import venv, ensurepip' 2>/dev/null || need="$$need python3-venv"; \
+	  for pkg in $(DEBIAN_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'install ok installed' || need="$$need $$pkg"; \
+	  done; \
 	  if [ -n "$$need" ]; then \
 	    echo "installing Debian packages:$$need"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \

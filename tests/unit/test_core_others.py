@@ -36,7 +36,7 @@ def test_resource_definitions():
         assert by_name[name].short_names == short
     assert {r.resource for r in RESOURCES if "all" in r.categories} == {"pods", "services", "replicationcontrollers"}
     assert {r.resource for r in RESOURCES if not r.namespaced} == {"namespaces", "nodes", "persistentvolumes"}
-    assert [s.name for s in by_name["pods"].subresources] == ["status", "binding"]
+    assert [s.name for s in by_name["pods"].subresources] == ["status", "binding", "log"]
     assert by_name["pods"].subresource("binding").verbs == ("create",)
     assert [s.name for s in by_name["replicationcontrollers"].subresources] == ["status", "scale"]
     assert all(r.group == "" and r.version == "v1" for r in RESOURCES)

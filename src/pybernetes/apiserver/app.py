@@ -26,7 +26,7 @@ from aiohttp import web
 
 from pybernetes.api.registry import Registry, builtin_registry
 from pybernetes.api.schemas import schemas
-from pybernetes.apiserver import bodies, discovery, health, openapi, responses
+from pybernetes.apiserver import bodies, discovery, health, openapi, podlogs, responses
 from pybernetes.apiserver.handlers import ResourceHandlers
 from pybernetes.apiserver.pipeline import GuardedApp, Pipeline, default_pipeline
 from pybernetes.apiserver.requestinfo import not_found_path
@@ -109,6 +109,7 @@ def build_app(config: ServerConfig, *, registry: Registry | None = None,
     pipeline = pipeline or default_pipeline()
     handlers = ResourceHandlers(registry, None, pipeline, watches)  # type: ignore[arg-type]
     app[HANDLERS] = handlers
+    podlogs.install(app, handlers)  # pods/log, proxied to the pod's kubelet
 
     async def storage_context(app: web.Application) -> AsyncIterator[None]:
         storage = await open_storage(config)
@@ -123,6 +124,9 @@ def build_app(config: ServerConfig, *, registry: Registry | None = None,
         app[STORAGE] = storage
         app[STORES] = stores
         handlers.stores = stores
+        for plugin in getattr(pipeline.admission, "plugins", ()):  # plugins reading the caches
+            if hasattr(plugin, "set_stores"):
+                plugin.set_stores(stores)
         state.stores = stores
         yield
         await stores.stop()

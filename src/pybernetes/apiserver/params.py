@@ -26,7 +26,7 @@ FIELD_VALIDATION_VALUES = ("Ignore", "Strict", "Warn")
 _MAX_FIELD_MANAGER = 128
 
 
-def _bool(query: Mapping[str, str], key: str) -> bool:
+def query_bool(query: Mapping[str, str], key: str) -> bool:
     value = query.get(key)
     if value is None:
         return False
@@ -100,9 +100,9 @@ def list_options(query: Mapping[str, str], *, watch: bool) -> ListOptions:
     timeout = _int(query, "timeoutSeconds")
     if timeout is not None:
         opts.timeout_seconds = max(timeout, 0)
-    opts.allow_bookmarks = _bool(query, "allowWatchBookmarks")
+    opts.allow_bookmarks = query_bool(query, "allowWatchBookmarks")
     if "sendInitialEvents" in query:
-        opts.send_initial_events = _bool(query, "sendInitialEvents")
+        opts.send_initial_events = query_bool(query, "sendInitialEvents")
         send_initial: bool | None = opts.send_initial_events
     else:
         send_initial = None
@@ -175,7 +175,7 @@ def delete_options(query: Mapping[str, str], body: Any) -> dict[str, Any]:
         if policy:
             options["propagationPolicy"] = policy
         if "orphanDependents" in query:
-            options["orphanDependents"] = _bool(query, "orphanDependents")
+            options["orphanDependents"] = query_bool(query, "orphanDependents")
         dry_run = query.get("dryRun")
         if dry_run:
             options["dryRun"] = [dry_run]

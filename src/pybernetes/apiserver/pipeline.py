@@ -190,9 +190,11 @@ class _GuardedRouter:
 
 
 def default_pipeline() -> Pipeline:
-    """The pass-through pipeline the server runs with until the security issue lands."""
+    """The pipeline the server runs with until the security issue lands: pass-through
+    authentication and authorization; admission: DefaultStorageClass."""
     from pybernetes.apiserver.admission.chain import AdmissionChain
+    from pybernetes.apiserver.admission.default_storage_class import DefaultStorageClass
     from pybernetes.apiserver.authn.passthrough import PassThroughAuthenticator
     from pybernetes.apiserver.authz.passthrough import AlwaysAllowAuthorizer
 
-    return Pipeline(PassThroughAuthenticator(), AlwaysAllowAuthorizer(), AdmissionChain([]))
+    return Pipeline(PassThroughAuthenticator(), AlwaysAllowAuthorizer(), AdmissionChain([DefaultStorageClass()]))

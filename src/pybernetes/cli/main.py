@@ -134,6 +134,8 @@ def _add_controller_manager_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-cidr", default="10.42.0.0/16", help="pod addresses (node IPAM)")
     parser.add_argument("--node-cidr-mask-size", type=int, default=24)
     parser.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
+    parser.add_argument("--local-path-dir", default="/var/lib/pybernetes/storage",
+                        help="where the local-path provisioner puts volumes on the nodes")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error", "critical"))
 
@@ -159,22 +161,35 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server = commands.add_parser("server", help="run the API server on the embedded store")
     _add_server_flags(server)
-    up = commands.add_parser("up", help="run the cluster on this machine (for now: the control plane)")
+    up = commands.add_parser("up", help="run the cluster on this machine: the control plane and a node agent")
     _add_server_flags(up)
+    up.add_argument("--disable-agent", action="store_true", help="do not start the node agent")
+    _add_agent_flags(up, standalone=False)
     cm = commands.add_parser("controller-manager", help="run the controllers under leader election")
     _add_controller_manager_flags(cm)
     sched = commands.add_parser("scheduler", help="run the scheduler under leader election")
     _add_scheduler_flags(sched)
     _add_image_commands(commands)
-    agent = commands.add_parser("agent", help="run the node agent: register this node and keep its status and lease")
-    target = agent.add_mutually_exclusive_group()
-    target.add_argument("--server", metavar="URL", help="the API server (instead of a kubeconfig)")
-    target.add_argument("--kubeconfig", metavar="FILE")
-    agent.add_argument("--node-name", default=None, help="default: this host's name")
-    agent.add_argument("--data-dir", type=Path, default=None)
-    agent.add_argument("--runtime", choices=("process", "simulated"), default="process")
-    agent.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    agent = commands.add_parser("agent", help="run the node agent (kubelet): register this node and run its pods")
+    _add_agent_flags(agent, standalone=True)
     return parser
+
+
+def _add_agent_flags(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
+    if standalone:
+        target = parser.add_mutually_exclusive_group()
+        target.add_argument("--server", metavar="URL", help="the API server (instead of a kubeconfig)")
+        target.add_argument("--kubeconfig", metavar="FILE")
+        parser.add_argument("--data-dir", type=Path, default=None)
+        parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error", "critical"))
+    parser.add_argument("--node-name", default=None, help="default: this host's name")
+    parser.add_argument("--node-ip", default=None, help="the address the node reports (default: the host's)")
+    parser.add_argument("--runtime", choices=("auto", "runc", "process", "simulated"), default="auto",
+                        help="auto: runc as root when runc is installed, else process")
+    parser.add_argument("--kubelet-port", type=int, default=10250,
+                        help="port of the kubelet's server (logs), on the node's address")
+    parser.add_argument("--pod-cidr", default="",
+                        help="pod addresses of this node (default: the Node's spec.podCIDR, else 10.88.0.0/16)")
 
 
 def _add_image_commands(commands: argparse._SubParsersAction) -> None:
@@ -182,11 +197,19 @@ def _add_image_commands(commands: argparse._SubParsersAction) -> None:
     common.add_argument("--data-dir", type=Path, default=None,
                         help="the node's data directory; images live in DATA_DIR/images "
                              "(default: /var/lib/pybernetes as root, else ~/.local/share/pybernetes)")
-    image = commands.add_parser("image", help="manage the node's image store (import, ls, rm)")
+    image = commands.add_parser("image", help="manage the node's image store (import, pull, ls, rm)")
     actions = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
     imp = actions.add_parser("import", parents=[common],
                              help="import a docker-archive (docker save) or OCI-layout tarball")
     imp.add_argument("file", type=Path)
+    pull = actions.add_parser("pull", parents=[common],
+                              help="pull an image from its registry (mirrors and credentials from "
+                                   "DATA_DIR/registries.yaml)")
+    pull.add_argument("ref", help="an image reference: busybox, registry:5000/app:1, name@sha256:...")
+    pull.add_argument("--insecure", action="store_true",
+                      help="the image's registry may use plain HTTP or an unverified certificate")
+    pull.add_argument("--creds", metavar="USER[:PASSWORD]", default=None,
+                      help="credentials for the image's registry (PASSWORD from $REGISTRY_PASSWORD if left out)")
     actions.add_parser("ls", parents=[common], help="list images")
     rm = actions.add_parser("rm", parents=[common], help="remove an image reference (or an image by id)")
     rm.add_argument("ref")
@@ -204,6 +227,8 @@ def _human_size(size: int) -> str:
 def run_image(args: argparse.Namespace) -> int:
     from pybernetes.kubelet.runtime.images import ImageStore
     from pybernetes.kubelet.runtime.protocol import RuntimeError_
+    from pybernetes.kubelet.runtime.registry import load_config, pull, registry_host
+    from pybernetes.kubelet.runtime.registry_config import RegistryConfigError
 
     data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
     try:
@@ -212,6 +237,18 @@ def run_image(args: argparse.Namespace) -> int:
             for image in store.import_archive(args.file):
                 for tag in image.repo_tags or [image.id]:
                     print(tag)
+        elif args.image_command == "pull":
+            config = load_config(data_dir)
+            if args.insecure:
+                config = config.with_insecure(registry_host(args.ref))
+            auth = None
+            if args.creds is not None:
+                user, sep, password = args.creds.partition(":")
+                auth = {"username": user, "password": password if sep else os.environ.get("REGISTRY_PASSWORD", "")}
+            image = asyncio.run(pull(store, args.ref, auth=auth, config=config))
+            for name in image.repo_tags + image.repo_digests:
+                print(name)
+            print(f"image id {image.id}, {_human_size(image.size)}")
         elif args.image_command == "ls":
             rows = [("REPOSITORY:TAG", "IMAGE ID", "SIZE")]
             for image in store.list():
@@ -223,14 +260,16 @@ def run_image(args: argparse.Namespace) -> int:
         else:
             store.remove(args.ref)
             print(f"Untagged: {args.ref}")
-    except (RuntimeError_, OSError) as exc:
+    except (RuntimeError_, RegistryConfigError, OSError) as exc:
         print(f"pybernetes image {args.image_command}: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    """``pybernetes agent``: the node's registration, status and lease (pods come next)."""
+    """``pybernetes agent``: the node agent (kubelet) with the chosen runtime."""
+    import importlib.util
+    import shutil
     import signal
     import socket
 
@@ -257,10 +296,18 @@ def run_agent(args: argparse.Namespace) -> int:
     data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
     (data_dir / "agent").mkdir(parents=True, exist_ok=True)
     node_name = (args.node_name or socket.gethostname()).lower()
-    if args.runtime == "process":
+    runtime_name = args.runtime
+    if runtime_name == "auto":
+        runc_built = importlib.util.find_spec("pybernetes.kubelet.runtime.runc") is not None
+        runtime_name = "runc" if os.geteuid() == 0 and shutil.which("runc") and runc_built else "process"
+    if runtime_name == "process":
         logging.getLogger(__name__).warning(
             "the process runtime runs containers as plain host processes, without any isolation")
         runtime: Any = ProcessRuntime(data_dir / "agent" / "process")
+    elif runtime_name == "runc":
+        from pybernetes.kubelet.runtime.runc import make_runc_runtime
+
+        runtime = make_runc_runtime(data_dir, pod_cidr=args.pod_cidr)
     else:
         runtime = SimulatedRuntime()
 
@@ -271,7 +318,8 @@ def run_agent(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         async with RestClient(config) as client:
             await wait_for_api(client)
-            agent = NodeAgent(client, node_name, runtime, str(data_dir))
+            agent = NodeAgent(client, node_name, runtime, str(data_dir), node_ip=args.node_ip,
+                              server_port=args.kubelet_port)
             await agent.start()
             print(f"pybernetes agent: node {node_name} registered ({runtime.name} runtime)", flush=True)
             try:
@@ -362,7 +410,8 @@ def run_controller_manager(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     options = {"cluster_cidr": args.cluster_cidr, "node_cidr_mask_size": args.node_cidr_mask_size,
-               "terminated_pod_gc_threshold": args.terminated_pod_gc_threshold}
+               "terminated_pod_gc_threshold": args.terminated_pod_gc_threshold,
+               "local_path_dir": args.local_path_dir}
 
     async def main() -> int:
         client = RestClient(config)
@@ -397,11 +446,20 @@ def run_api_server(args: argparse.Namespace) -> int:
     if not args.disable_controller_manager:
         children.append(Supervised("controller-manager", python_command(
             "controller-manager", "--kubeconfig", str(kubeconfig), "--controllers", args.controllers,
-            "--log-level", args.log_level)))
+            "--log-level", args.log_level, "--local-path-dir", str(data_dir / "storage"))))
     if not args.disable_scheduler:
         extra = ["--config", str(args.scheduler_config)] if args.scheduler_config else []
         children.append(Supervised("scheduler", python_command(
             "scheduler", "--kubeconfig", str(kubeconfig), "--log-level", args.log_level, *extra)))
+
+    if args.command == "up" and not args.disable_agent:
+        agent_args = ["--kubeconfig", str(kubeconfig), "--data-dir", str(data_dir), "--runtime", args.runtime,
+                      "--kubelet-port", str(args.kubelet_port), "--log-level", args.log_level]
+        for flag, value in (("--node-name", args.node_name), ("--node-ip", args.node_ip),
+                            ("--pod-cidr", args.pod_cidr)):
+            if value:
+                agent_args += [flag, value]
+        children.append(Supervised("agent", python_command("agent", *agent_args)))
 
     async def stop_children() -> None:
         for child in reversed(children):

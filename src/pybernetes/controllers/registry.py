@@ -31,6 +31,7 @@ CONTROLLERS: dict[str, str] = {
     "nodeipam": "pybernetes.controllers.nodeipam:NodeIpamController",
     "disruption": "pybernetes.controllers.disruption:DisruptionController",
     "persistentvolume-binder": "pybernetes.controllers.persistentvolume:PersistentVolumeBinder",
+    "local-path-provisioner": "pybernetes.controllers.localpath_provisioner:LocalPathProvisioner",
 }
 
 

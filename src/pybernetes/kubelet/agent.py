@@ -1,9 +1,11 @@
-"""The node agent's presence in the cluster (upstream kubelet's node registration, node status
-updates and node lease): it registers its Node, posts the Node's status every
-``status_period`` seconds (node_status.py: capacity, allocatable, addresses, nodeInfo, the four
-conditions), and renews its Lease in ``kube-node-lease`` every ``lease_period`` seconds (40 s
-duration, owned by the Node so it goes with it).  Pods are not run yet: the pod workers come
-next (docs/kubelet.md).
+"""The node agent (upstream's kubelet, wired together): it registers its Node, posts the
+Node's status every ``status_period`` seconds (node_status.py: capacity, allocatable,
+addresses, nodeInfo, the four conditions), renews its Lease in ``kube-node-lease`` every
+``lease_period`` seconds (40 s duration, owned by the Node so it goes with it), and runs the
+pods bound to it: an informer of those pods alone (field selector ``spec.nodeName``) feeds the
+pod workers (pod_workers.py), which sync each pod through the runtime (pod_sync.py) and post
+its status (status_manager.py).  Services come from an informer too (the containers'
+environment); ConfigMaps and Secrets are read when a container starts.
 
 A conflict on a write is retried from a fresh read; a failed period is logged and the next one
 tries again (an unreachable API server never stops the agent).
@@ -12,22 +14,40 @@ tries again (an unreachable API server never stops the agent).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pybernetes.client.errors import AlreadyExists, ApiError, Conflict, ConnectionFailed, NotFound
+from pybernetes.client.events import EventRecorder
+from pybernetes.client.informer import SharedInformer
 from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
+from pybernetes.kubelet.container_config import dns_config, read_resolv_conf
+from pybernetes.kubelet.log_resolver import LogResolver
+from pybernetes.kubelet.logs import ContainerLogManager
 from pybernetes.kubelet.node_status import HostFigures, node_status
-from pybernetes.kubelet.runtime.protocol import Runtime
+from pybernetes.kubelet.pod_sync import Lookups, PodSyncer
+from pybernetes.kubelet.pod_workers import PodWorkers
+from pybernetes.kubelet.prober_manager import ProbeEvent, ProbeManager
+from pybernetes.kubelet.runtime.protocol import Runtime, RuntimeError_
+from pybernetes.kubelet.server import KubeletServer
+from pybernetes.kubelet.status_manager import StatusManager
+from pybernetes.kubelet.volumes.localpath import LocalPathReclaimer
+from pybernetes.kubelet.volumes.manager import VolumeManager
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 NODES = ("", "v1", "nodes")
+PODS = ("", "v1", "pods")
+SERVICES = ("", "v1", "services")
+CONFIGMAPS = ("", "v1", "configmaps")
+SECRETS = ("", "v1", "secrets")
 LEASES = ("coordination.k8s.io", "v1", "leases")
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
@@ -45,25 +65,114 @@ def _micro_now() -> str:
 class NodeAgent:
     def __init__(self, client: RestClient, node_name: str, runtime: Runtime, data_dir: str, *,
                  status_period: float = 10.0, lease_period: float = 10.0,
-                 host: Callable[[], HostFigures] | None = None) -> None:
+                 host: Callable[[], HostFigures] | None = None, run_pods: bool = True,
+                 relist_period: float = 1.0, cluster_dns: list[str] | None = None,
+                 cluster_domain: str = "cluster.local", node_ip: str | None = None, server_address: str | None = None,
+                 server_port: int = 0, log_rotation_period: float = 10.0,
+                 log_rotation: ContainerLogManager | None = None) -> None:
         self.client = client
         self.node_name = node_name
         self.runtime = runtime
         self.data_dir = data_dir
         self.status_period = status_period
         self.lease_period = lease_period
-        self._host = host or (lambda: HostFigures.read(data_dir))
+        read = host or (lambda: HostFigures.read(data_dir))
+        # --node-ip: the address the node reports (and its server listens on), else the host's
+        self._host = (lambda: dataclasses.replace(read(), address=node_ip)) if node_ip else read
         self._tasks = TaskSet(f"agent/{node_name}")
         self.node_uid = ""
+        self.run_pods = run_pods
+        self.cluster_dns = cluster_dns or []
+        self.cluster_domain = cluster_domain
+        self.allocatable: dict[str, str] = {}
+        self.recorder = EventRecorder(client, "kubelet", host=node_name)
+        self.status_manager = StatusManager(client)
+        self.pods = SharedInformer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        self.services = SharedInformer(client, SERVICES)
+        figures = self._host()
+        resolv = read_resolv_conf()
+        root = Path(data_dir) / "agent"
+        self.syncer = PodSyncer(
+            runtime, Lookups(configmap=self._configmap, secret=self._secret, services=self.services.indexer.list),
+            node_name=node_name, node_ip=figures.address, pods_dir=root / "pods", logs_root=root / "logs" / "pods",
+            recorder=self.recorder,
+            dns=lambda pod: dns_config(pod, resolv, self.cluster_dns, self.cluster_domain),
+            allocatable=lambda: self.allocatable)
+        self.volumes = VolumeManager(client, root / "pods", node_name, data_dir=root)
+        self.syncer.volumes = self.volumes
+        self.reclaimer = LocalPathReclaimer(client, node_name)
+        self.workers = PodWorkers(self.syncer, self.status_manager, relist_period=relist_period)
+        self.probes = ProbeManager(runtime, self.workers.wake, on_event=self._probe_event)
+        self.syncer.probes = self.probes
+        self.log_rotation = log_rotation or ContainerLogManager(runtime)
+        self.log_rotation_period = log_rotation_period
+        self.server = KubeletServer(LogResolver(self._find_pod, self.syncer, self.log_rotation,
+                                                self.workers.container_running),
+                                    host=server_address or figures.address, port=server_port)
+        self.server_port = 0
 
     async def start(self) -> None:
+        if self.run_pods:
+            self.server_port = await self.server.start()
         await self.register()
         await self.renew_lease()
         self._tasks.start("node-status", self._every(self.status_period, self.update_status))
         self._tasks.start("node-lease", self._every(self.lease_period, self.renew_lease))
+        if self.run_pods:
+            await self.start_pods()
+
+    async def start_pods(self) -> None:
+        self.services.start()
+        self.pods.add_event_handler(on_add=self.workers.update, on_update=lambda old, new: self.workers.update(new),
+                                    on_delete=self.workers.delete)
+        self.pods.start()
+        await self.services.wait_for_sync()
+        await self.pods.wait_for_sync()
+        await self.workers.adopt(self.pods.indexer.list())
+        self._tasks.start("pod-status", self.status_manager.run())
+        self._tasks.start("log-rotation", self._every(self.log_rotation_period, self.rotate_logs))
+        self._tasks.start("local-path-reclaimer", self.reclaimer.run())
+        self.workers.start()
 
     async def stop(self) -> None:
+        await self.workers.stop()
+        await self.probes.stop()
         await self._tasks.stop(grace=2.0)
+        await self.server.stop()
+        await self.pods.stop()
+        await self.services.stop()
+        await self.recorder.stop()
+
+    def _find_pod(self, namespace: str, name: str) -> Obj | None:
+        return self.pods.indexer.get(f"{namespace}/{name}")
+
+    def _probe_event(self, event: ProbeEvent) -> None:
+        pod = self.workers.pod(event.pod_uid)
+        if pod is not None:
+            self.recorder.event(pod, "Warning", event.reason, event.message,
+                                field_path=f"spec.containers{{{event.container_name}}}")
+
+    async def rotate_logs(self) -> None:
+        """Rotate the logs of running containers that outgrew their size (logs.py)."""
+        for container_id in self.workers.running_containers():
+            try:
+                status = await self.runtime.container_status(container_id)
+            except RuntimeError_:
+                continue
+            if status.log_path:
+                await self.log_rotation.rotate_if_needed(container_id, Path(status.log_path))
+
+    async def _configmap(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self.client.get(CONFIGMAPS, name, namespace)
+        except NotFound:
+            return None
+
+    async def _secret(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self.client.get(SECRETS, name, namespace)
+        except NotFound:
+            return None
 
     async def _every(self, period: float, action: Callable[[], Any]) -> None:
         while True:
@@ -93,8 +202,10 @@ class NodeAgent:
         for attempt in range(WRITE_ATTEMPTS):
             node = await self.client.get(NODES, self.node_name)
             previous = (node.get("status") or {}).get("conditions")
-            status = node_status(self._host(), self.node_name, self.runtime.name, version, _now(), previous)
+            status = node_status(self._host(), self.node_name, self.runtime.name, version, _now(), previous,
+                                 kubelet_port=self.server_port or 10250)
             node["status"] = {**(node.get("status") or {}), **status}
+            self.allocatable = dict(status.get("allocatable") or {})
             try:
                 return await self.client.update_status(NODES, node)
             except Conflict:

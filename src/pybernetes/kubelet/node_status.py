@@ -22,6 +22,7 @@ Obj = dict[str, Any]
 
 KUBELET_VERSION = "v1.32.0-pybernetes"
 MAX_PODS = 110
+KUBELET_PORT = 10250  # upstream's default kubelet server port
 MEMORY_EVICTION = 100 * 1024 * 1024  # memory.available < 100Mi
 DISK_EVICTION = 0.10  # nodefs.available < 10%
 PID_EVICTION = 0.10  # fewer than 10 % of the PIDs left
@@ -166,8 +167,11 @@ def conditions(host: HostFigures, now: str, previous: list[Obj] | None = None, *
 
 
 def node_status(host: HostFigures, node_name: str, runtime: str, runtime_version: str, now: str,
-                previous: list[Obj] | None = None, *, runtime_ready: bool = True) -> Obj:
+                previous: list[Obj] | None = None, *, runtime_ready: bool = True,
+                kubelet_port: int = KUBELET_PORT) -> Obj:
+    """The whole status; ``kubelet_port`` is where the kubelet's server listens (the API
+    server proxies pods/log there)."""
     return {"capacity": capacity(host), "allocatable": allocatable(host),
             "addresses": addresses(host, node_name), "nodeInfo": node_info(host, runtime, runtime_version),
             "conditions": conditions(host, now, previous, runtime_ready=runtime_ready),
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}}}

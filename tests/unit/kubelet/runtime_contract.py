@@ -164,3 +164,33 @@ class RuntimeContract:
         await runtime.remove_pod_sandbox(sandbox)
         await runtime.remove_image(image)
         assert await runtime.image_status(image) is None
+
+    async def test_listings_filter_by_pod_and_by_sandbox(self, runtime, image, sleeper) -> None:
+        await runtime.pull_image(image)
+        a = await runtime.run_pod_sandbox(sandbox_config("a"))
+        b = await runtime.run_pod_sandbox(sandbox_config("b"))
+        in_a = await runtime.create_container(a, sleeper("main"))
+        in_b = await runtime.create_container(b, sleeper("main"))
+        assert [s.id for s in await runtime.list_pod_sandboxes("uid-a")] == [a]
+        assert await runtime.list_pod_sandboxes("uid-none") == []
+        assert [c.id for c in await runtime.list_containers(a)] == [in_a]
+        assert {c.id for c in await runtime.list_containers()} == {in_a, in_b}
+        for sandbox in (a, b):
+            await runtime.remove_pod_sandbox(sandbox)
+        assert await runtime.list_pod_sandboxes("uid-a") == []
+
+    async def test_stats_and_log_reopening(self, runtime, image, sleeper) -> None:
+        await runtime.pull_image(image)
+        sandbox = await runtime.run_pod_sandbox(sandbox_config())
+        container = await runtime.create_container(sandbox, sleeper("main"))
+        await runtime.start_container(container)
+        stats = await runtime.container_stats(container)
+        assert stats.id == container and stats.timestamp > 0 and stats.cpu_usage_ns >= 0
+        net = await runtime.pod_sandbox_stats(sandbox)
+        assert net.id == sandbox and net.rx_bytes >= 0
+        await runtime.reopen_container_log(container)  # harmless on a running container
+        with pytest.raises(NotFound):
+            await runtime.container_stats("no-such-container")
+        with pytest.raises(NotFound):
+            await runtime.pod_sandbox_stats("no-such-sandbox")
+        await runtime.remove_pod_sandbox(sandbox)

@@ -248,5 +248,6 @@ PODS = ResourceDef(
     subresources=(
         status_of("Pod"),
         Subresource("binding", "Binding", verbs=("create",)),
+        Subresource("log", "Pod", verbs=("get",)),
     ),
 )

@@ -1,30 +1,34 @@
-"""The node's OCI image store: images imported from archives, kept content-addressed on disk,
-their layers unpacked once for overlayfs.  Pure file-system code (no network); registry pulls
-will feed the same store.
+"""The node's OCI image store: images imported from archives or pulled from registries, kept
+content-addressed on disk, their layers unpacked once for overlayfs.  File-system code (no
+network): registry.py fetches, this module stores.
 
 Layout under ``root`` (``<data dir>/images``):
 
-- ``blobs/sha256/<hex>``: manifests, configs and layers (as archived: plain or gzip'd tar).
-  Each is written to ``tmp/`` while its sha256 is computed, checked, then renamed in place.
+- ``blobs/sha256/<hex>``: manifests, configs and layers (as distributed: plain, gzip'd or
+  zstd'd tar).  Each is written to ``tmp/`` while its sha256 is computed, checked, then
+  renamed in place.
 - ``refs.json``: ``{reference: manifest digest}``, replaced atomically.  References are
-  normalized (``busybox`` -> ``docker.io/library/busybox:latest``); an untagged image is kept
-  under its id (``sha256:<config digest>``).
+  normalized (``busybox`` -> ``docker.io/library/busybox:latest``).  A pulled image is also
+  named ``repo@<digest pulled>`` (its repo digest, which keeps it when its tag moves on); an
+  imported untagged image is kept under its id (``sha256:<config digest>``).
+- ``usage.json``: ``{manifest digest: last use}`` (pull, import, ``touch``), for image GC.
 - ``layers/<diff id hex>/``: each layer unpacked once (see layers.py), shared by images;
   ``layers/<hex>.skipped`` lists the whiteouts / opaque directories / devices a non-root
   process could not create.
 
-``import_archive`` accepts ``docker save`` tarballs (manifest.json) and OCI image layout
-tarballs (index.json; image indexes resolved for linux/amd64).  Every blob's digest and every
-layer's diff id is verified before anything is stored; a failure changes nothing.  An image
-whose tags all move to another image is dropped, and blobs and unpacked layers no image uses
-any more are deleted (on import and on ``remove``).  Mutations hold ``root/lock`` (flock).
+``import_archive`` accepts ``docker save`` and OCI image layout tarballs (image_archive.py).
+Every blob's digest and every layer's diff id is verified before anything is stored; a
+failure changes nothing.  An imported image whose tags all move to another image is dropped;
+removing an image's last tag removes the image.  Blobs and unpacked layers no image uses are
+deleted (on import, pull and ``remove``), except blobs a pull in this process still holds
+(``pinned``).  ``gc_unused`` is upstream's image GC at a disk high-water mark.  Mutations
+hold ``root/lock`` (flock).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
 import hashlib
 import json
 import os
@@ -32,178 +36,20 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
 
+from pybernetes.kubelet.runtime.image_archive import Staging, stage_docker, stage_oci
+from pybernetes.kubelet.runtime.image_format import ImageError, normalize_ref, open_layer, repository
 from pybernetes.kubelet.runtime.layers import LayerError, unpack_layer
-from pybernetes.kubelet.runtime.protocol import Image, NotFound, RuntimeError_
+from pybernetes.kubelet.runtime.protocol import Image, NotFound
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-REF_NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
-MAX_JSON_BLOB = 8 << 20
+__all__ = ["ImageError", "ImageStore", "normalize_ref"]
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-                     r"(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
-
-
-class ImageError(RuntimeError_):
-    """An image cannot be imported, resolved or unpacked."""
-
-    def __init__(self, message: str, reason: str = "ErrImagePull") -> None:
-        super().__init__(reason, message)
-
-
-def normalize_ref(ref: str) -> str:
-    """Docker's reference normalization: ``busybox`` -> ``docker.io/library/busybox:latest``,
-    ``me/app:1`` -> ``docker.io/me/app:1``, ``registry:5000/x`` -> ``registry:5000/x:latest``;
-    ``name@sha256:...`` keeps its digest and gets no tag."""
-    text = ref.strip()
-    name, _, digest = text.partition("@")
-    if digest and not _DIGEST.fullmatch(digest):
-        raise ImageError(f"invalid image reference {ref!r}: bad digest", "InvalidImageName")
-    slash = name.find("/")
-    first = name[:slash] if slash >= 0 else ""
-    if first and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        domain, path = first, name[slash + 1:]
-    else:
-        domain, path = "docker.io", name
-    if domain == "index.docker.io":
-        domain = "docker.io"
-    tag = ""
-    last = path.rfind("/")
-    colon = path.rfind(":")
-    if colon > last:
-        path, tag = path[:colon], path[colon + 1:]
-    if domain == "docker.io" and path and "/" not in path:
-        path = "library/" + path
-    if not _DOMAIN.fullmatch(domain) or not path or not all(
-            _PATH_COMPONENT.fullmatch(part) for part in path.split("/")):
-        raise ImageError(f"invalid image reference {ref!r}", "InvalidImageName")
-    if colon > last and not _TAG.fullmatch(tag):
-        raise ImageError(f"invalid image reference {ref!r}: bad tag {tag!r}", "InvalidImageName")
-    out = f"{domain}/{path}"
-    if tag or not digest:
-        out += ":" + (tag or "latest")
-    return out + ("@" + digest if digest else "")
-
-
-def _repository(ref: str) -> str:
-    """``domain/path`` of a normalized reference (tag and digest dropped)."""
-    ref = ref.partition("@")[0]
-    return ref[: ref.rfind(":")] if ref.rfind(":") > ref.rfind("/") else ref
-
-
-def _member_name(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.lstrip("/")
-
-
-def _open_layer(fileobj: IO[bytes]) -> IO[bytes]:
-    """The uncompressed tar stream of a stored layer blob (plain or gzip'd)."""
-    magic = fileobj.read(4)
-    fileobj.seek(0)
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[return-value]
-    if magic == b"\x28\xb5\x2f\xfd":
-        raise ImageError("zstd-compressed layers are not supported")
-    return fileobj
-
-
-class _Staging:
-    """Blobs read from an archive into a temporary directory, digest checked."""
-
-    def __init__(self, tar: tarfile.TarFile, tmp: Path) -> None:
-        self.tar = tar
-        self.tmp = tmp
-        self.members = {_member_name(m.name): m for m in tar.getmembers() if m.isfile()}
-        self.blobs: dict[str, Path] = {}  # digest -> staged file
-
-    def has(self, name: str) -> bool:
-        return name in self.members
-
-    def read_member_json(self, name: str) -> Any:
-        member = self.members.get(name)
-        if member is None:
-            raise ImageError(f"archive has no {name}")
-        if member.size > MAX_JSON_BLOB:
-            raise ImageError(f"{name} is too large")
-        src = self.tar.extractfile(member)
-        assert src is not None
-        try:
-            return json.loads(src.read())
-        except ValueError as exc:
-            raise ImageError(f"{name} is not valid JSON: {exc}") from exc
-
-    def stage(self, name: str, expected: str | None = None, size: int | None = None) -> str:
-        member = self.members.get(name)
-        if member is None:
-            raise ImageError(f"archive has no {name}" + (f" (blob {expected})" if expected else ""))
-        if size is not None and member.size != size:
-            raise ImageError(f"blob {expected or name}: size {member.size}, descriptor says {size}")
-        src = self.tar.extractfile(member)
-        assert src is not None
-        digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp)
-        with os.fdopen(fd, "wb") as out:
-            while chunk := src.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        actual = "sha256:" + digest.hexdigest()
-        if expected is not None and actual != expected:
-            raise ImageError(f"blob {expected} ({name}) is corrupt: its content has digest {actual}")
-        self.blobs[actual] = Path(tmp_name)
-        return actual
-
-    def stage_bytes(self, data: bytes) -> str:
-        actual = "sha256:" + hashlib.sha256(data).hexdigest()
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        self.blobs[actual] = Path(tmp_name)
-        return actual
-
-    def json_blob(self, digest: str) -> Any:
-        path = self.blobs[digest]
-        if path.stat().st_size > MAX_JSON_BLOB:
-            raise ImageError(f"blob {digest} is too large for a manifest or config")
-        try:
-            return json.loads(path.read_bytes())
-        except ValueError as exc:
-            raise ImageError(f"blob {digest} is not valid JSON: {exc}") from exc
-
-    def check_diff_ids(self, config: dict, layers: list[str]) -> None:
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        if len(diff_ids) != len(layers):
-            raise ImageError(f"image config lists {len(diff_ids)} diff ids for {len(layers)} layers")
-        for layer, diff_id in zip(layers, diff_ids, strict=True):
-            if not isinstance(diff_id, str) or not _DIGEST.fullmatch(diff_id):
-                raise ImageError(f"image config has an invalid diff id {diff_id!r}")
-            digest = hashlib.sha256()
-            try:
-                with open(self.blobs[layer], "rb") as raw:
-                    stream = _open_layer(raw)
-                    while chunk := stream.read(1 << 20):
-                        digest.update(chunk)
-            except (OSError, EOFError) as exc:
-                raise ImageError(f"layer {layer} cannot be decompressed: {exc}") from exc
-            actual = "sha256:" + digest.hexdigest()
-            if actual != diff_id:
-                raise ImageError(f"layer {layer}: uncompressed digest {actual} does not match "
-                                 f"diff id {diff_id}")
+# blobs that pulls in this process hold unreferenced, per store root: not garbage yet
+_PINS: dict[str, Counter[str]] = {}
 
 
 class ImageStore:
@@ -215,6 +61,8 @@ class ImageStore:
         self.layer_dir = self.root / "layers"
         self.tmp_dir = self.root / "tmp"
         self.refs_file = self.root / "refs.json"
+        self.usage_file = self.root / "usage.json"
+        self._pins = _PINS.setdefault(str(self.root.resolve()), Counter())
         for directory in (self.blob_dir, self.layer_dir, self.tmp_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -236,12 +84,23 @@ class ImageStore:
             return {}
 
     def _write_refs(self, refs: dict[str, str]) -> None:
+        self._write_json(self.refs_file, dict(sorted(refs.items())))
+
+    def _write_json(self, path: Path, data: dict, durable: bool = True) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
         with os.fdopen(fd, "w") as out:
-            json.dump(dict(sorted(refs.items())), out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.refs_file)
+            json.dump(data, out, indent=1)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+
+    def _usage(self) -> dict[str, float]:
+        """{manifest digest: last use (epoch seconds)}."""
+        try:
+            return dict(json.loads(self.usage_file.read_bytes()))
+        except (FileNotFoundError, ValueError):
+            return {}
 
     def _blob_path(self, digest: str) -> Path:
         return self.blob_dir / digest.removeprefix("sha256:")
@@ -249,9 +108,12 @@ class ImageStore:
     def _json(self, digest: str) -> dict:
         return json.loads(self._blob_path(digest).read_bytes())
 
-    def _image(self, config_id: str, manifest: dict, tags: list[str]) -> Image:
+    def _image(self, config_id: str, manifest: dict, names: list[str]) -> Image:
+        """The Image for a manifest; ``names`` are its references (tags, and ``repo@digest``
+        names, which become repo_digests; image ids are left out)."""
         config = self._json(config_id)
-        return Image(id=config_id, repo_tags=sorted(tags),
+        return Image(id=config_id, repo_tags=sorted(n for n in names if "@" not in n and not n.startswith("sha256:")),
+                     repo_digests=sorted(n for n in names if "@" in n),
                      size=sum(int(layer.get("size", 0)) for layer in manifest.get("layers", [])),
                      user=str((config.get("config") or {}).get("User") or ""))
 
@@ -263,10 +125,12 @@ class ImageStore:
             name = ""
         if name in refs:
             return refs[name], True
-        if "@" in name:  # repo@digest: any tag of that repository pointing at that manifest
+        if "@" in name:  # repo[:tag]@digest: the repo digest, or a tag of that repository at it
             repo, _, digest = name.partition("@")
+            if f"{repository(repo)}@{digest}" in refs:
+                return refs[f"{repository(repo)}@{digest}"], True
             for key, value in refs.items():
-                if value == digest and _repository(key) == _repository(repo):
+                if value == digest and repository(key) == repository(repo):
                     return value, True
         text = ref.removeprefix("sha256:")
         if re.fullmatch(r"[0-9a-f]{3,64}", text):
@@ -276,7 +140,8 @@ class ImageStore:
                 return found.pop(), False
         return None
 
-    def _gc(self, refs: dict[str, str]) -> None:
+    def _live(self, refs: dict[str, str]) -> tuple[set[str], set[str]]:
+        """(blob digests, unpacked layer hexes) the images of ``refs`` use."""
         live: set[str] = set()
         layers: set[str] = set()
         for md in set(refs.values()):
@@ -285,9 +150,17 @@ class ImageStore:
             live.update({md, config_id, *(layer["digest"] for layer in manifest.get("layers", []))})
             config = self._json(config_id)
             layers.update(d.removeprefix("sha256:") for d in config.get("rootfs", {}).get("diff_ids", []))
+        return live, layers
+
+    def _gc(self, refs: dict[str, str]) -> None:
+        live, layers = self._live(refs)
         for path in self.blob_dir.iterdir():
-            if "sha256:" + path.name not in live:
-                path.unlink()
+            if "sha256:" + path.name not in live and "sha256:" + path.name not in self._pins:
+                path.unlink(missing_ok=True)
+        usage = self._usage()
+        if set(usage) - set(refs.values()):
+            self._write_json(self.usage_file, {md: t for md, t in usage.items() if md in refs.values()},
+                             durable=False)
         for path in self.layer_dir.iterdir():
             if path.name.split(".")[0] not in layers:  # also ".<hex>-..." left by a crash
                 if path.is_dir() and not path.is_symlink():
@@ -304,11 +177,11 @@ class ImageStore:
             try:
                 try:
                     with tarfile.open(path, "r:*") as tar:
-                        staging = _Staging(tar, staging_dir)
+                        staging = Staging(tar, staging_dir)
                         if staging.has("manifest.json"):
-                            found = self._stage_docker(staging)
+                            found = stage_docker(staging)
                         elif staging.has("index.json"):
-                            found = self._stage_oci(staging)
+                            found = stage_oci(staging)
                         else:
                             raise ImageError(f"{path}: neither a docker archive (manifest.json) "
                                              "nor an OCI image layout (index.json)")
@@ -330,88 +203,20 @@ class ImageStore:
                     elif md not in refs.values():
                         refs[config_id] = md
                 self._write_refs(refs)
+                self._mark_used([md for _, md, _ in found])
                 self._gc(refs)
             finally:
                 shutil.rmtree(staging_dir, ignore_errors=True)
             kept = set(refs.values())  # an archive may move its own tag from one image to another
-            return [self._image(config_id, self._json(md), [t for t, v in refs.items() if v == md
-                                                           and not t.startswith("sha256:")])
+            return [self._image(config_id, self._json(md), [t for t, v in refs.items() if v == md])
                     for _, md, config_id in found if md in kept]
-
-    def _stage_docker(self, staging: _Staging) -> list[tuple[list[str], str, str]]:
-        entries = staging.read_member_json("manifest.json")
-        if not isinstance(entries, list) or not entries:
-            raise ImageError("manifest.json lists no images")
-        found = []
-        for entry in entries:
-            config_name = _member_name(entry["Config"])
-            hex_name = re.fullmatch(r"(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json)?", config_name)
-            config_id = staging.stage(config_name, f"sha256:{hex_name.group(1)}" if hex_name else None)
-            config = staging.json_blob(config_id)
-            descriptors, layers = [], []
-            for layer_name in entry.get("Layers") or []:
-                layer_name = _member_name(layer_name)
-                hex_name = re.fullmatch(r"blobs/sha256/([0-9a-f]{64})", layer_name)
-                digest = staging.stage(layer_name, f"sha256:{hex_name.group(1)}" if hex_name else None)
-                with open(staging.blobs[digest], "rb") as blob:
-                    gzipped = blob.read(2) == b"\x1f\x8b"
-                layers.append(digest)
-                descriptors.append({"mediaType": OCI_LAYER_GZIP if gzipped else OCI_LAYER,
-                                    "digest": digest, "size": staging.blobs[digest].stat().st_size})
-            staging.check_diff_ids(config, layers)
-            manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                        "config": {"mediaType": OCI_CONFIG, "digest": config_id,
-                                   "size": staging.blobs[config_id].stat().st_size},
-                        "layers": descriptors}
-            md = staging.stage_bytes(json.dumps(manifest, separators=(",", ":")).encode())
-            found.append(([normalize_ref(t) for t in entry.get("RepoTags") or []], md, config_id))
-        return found
-
-    def _stage_oci(self, staging: _Staging) -> list[tuple[list[str], str, str]]:
-        index = staging.read_member_json("index.json")
-        found = []
-        for descriptor in index.get("manifests") or []:
-            annotations = descriptor.get("annotations") or {}
-            name = next((annotations[a] for a in REF_NAME_ANNOTATIONS if annotations.get(a)), "")
-            md, config_id = self._stage_oci_descriptor(staging, descriptor, depth=0)
-            found.append(([normalize_ref(name)] if name else [], md, config_id))
-        if not found:
-            raise ImageError("index.json lists no manifests")
-        return found
-
-    @staticmethod
-    def _stage_descriptor(staging: _Staging, descriptor: dict) -> str:
-        digest = descriptor["digest"]
-        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-            raise ImageError(f"unsupported digest {digest!r} (only sha256)")
-        return staging.stage(f"blobs/sha256/{digest[7:]}", digest, descriptor.get("size"))
-
-    def _stage_oci_descriptor(self, staging: _Staging, descriptor: dict, depth: int) -> tuple[str, str]:
-        media_type = descriptor.get("mediaType", "")
-        digest = self._stage_descriptor(staging, descriptor)
-        doc = staging.json_blob(digest)
-        media_type = media_type or doc.get("mediaType", "")
-        if media_type in INDEX_TYPES:
-            if depth > 2:
-                raise ImageError(f"image index {digest} nests too deeply")
-            for child in doc.get("manifests") or []:
-                platform = child.get("platform") or {}
-                if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-                    return self._stage_oci_descriptor(staging, child, depth + 1)
-            raise ImageError(f"image index {digest} has no linux/amd64 image")
-        if media_type not in MANIFEST_TYPES:
-            raise ImageError(f"unsupported manifest media type {media_type!r} ({digest})")
-        config_id = self._stage_descriptor(staging, doc["config"])
-        layers = [self._stage_descriptor(staging, layer) for layer in doc.get("layers") or []]
-        staging.check_diff_ids(staging.json_blob(config_id), layers)
-        return digest, config_id
 
     # -- queries -----------------------------------------------------------------------------------
 
     def list(self) -> list[Image]:
         by_manifest: dict[str, list[str]] = {}
         for ref, md in self._refs().items():
-            by_manifest.setdefault(md, []).extend([] if ref.startswith("sha256:") else [ref])
+            by_manifest.setdefault(md, []).append(ref)
         images = [self._image(self._json(md)["config"]["digest"], self._json(md), tags)
                   for md, tags in by_manifest.items()]
         return sorted(images, key=lambda image: (image.repo_tags, image.id))
@@ -423,8 +228,7 @@ class ImageStore:
             return None
         md = found[0]
         manifest = self._json(md)
-        return self._image(manifest["config"]["digest"], manifest,
-                           [r for r, v in refs.items() if v == md and not r.startswith("sha256:")])
+        return self._image(manifest["config"]["digest"], manifest, [r for r, v in refs.items() if v == md])
 
     def config(self, ref: str) -> dict:
         """The image config's execution parameters (its ``config`` object: Entrypoint, Cmd,
@@ -447,6 +251,8 @@ class ImageStore:
             md, by_name = found
             if by_name and "@" not in normalize_ref(ref):
                 refs.pop(normalize_ref(ref))
+                if all("@" in k for k, v in refs.items() if v == md):  # its last tag: the image goes
+                    refs = {k: v for k, v in refs.items() if v != md}
             else:
                 refs = {k: v for k, v in refs.items() if v != md}
             self._write_refs(refs)
@@ -473,7 +279,7 @@ class ImageStore:
         tmp = Path(tempfile.mkdtemp(dir=self.layer_dir, prefix=f".{target.name}-"))
         try:
             with open(self._blob_path(digest), "rb") as raw:
-                skipped = unpack_layer(_open_layer(raw), tmp)
+                skipped = unpack_layer(open_layer(raw), tmp)
             marker = target.with_name(target.name + ".skipped")
             if skipped:
                 marker.write_text(json.dumps({"reason": "not root", "skipped": skipped}, indent=1))
@@ -484,3 +290,152 @@ class ImageStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    # -- pulls (registry.py feeds the store through these) ------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        return self._blob_path(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return self._blob_path(digest).is_file()
+
+    @contextlib.contextmanager
+    def pinned(self, digests: Iterable[str]) -> Iterator[None]:
+        """Keep these blobs from garbage collection in this process while a pull holds them
+        before its image references them."""
+        held = list(digests)
+        self._pins.update(held)
+        try:
+            yield
+        finally:
+            self._pins.subtract(held)
+            for digest in held:
+                if self._pins[digest] <= 0:
+                    del self._pins[digest]
+
+    def new_blob_file(self) -> tuple[int, Path]:
+        """An open file (fd, path) in the store's tmp directory for a blob being fetched."""
+        fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob-")
+        return fd, Path(name)
+
+    def add_blob(self, tmp: Path, digest: str) -> None:
+        """Move a fetched blob, whose digest the caller verified, into place."""
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self._blob_path(digest))
+
+    def put_blob(self, data: bytes) -> str:
+        """Store a small blob (a manifest or config) from memory; its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.has_blob(digest):
+            fd, tmp = self.new_blob_file()
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            self.add_blob(tmp, digest)
+        return digest
+
+    def layer_diff_ids(self) -> dict[str, str]:
+        """{layer blob digest: its diff id} for the stored images (checked when stored)."""
+        out: dict[str, str] = {}
+        for md in set(self._refs().values()):
+            try:
+                manifest = self._json(md)
+                config = self._json(manifest["config"]["digest"])
+            except (OSError, ValueError, KeyError):
+                continue
+            diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+            for layer, diff_id in zip(manifest.get("layers") or [], diff_ids, strict=False):
+                out[layer["digest"]] = diff_id
+        return out
+
+    def record_pull(self, names: list[str], manifest_digest: str) -> Image:
+        """Point ``names`` (normalized references) at a pulled image manifest whose blobs are
+        all stored, and record its use.  ImageError if a blob has gone (another process's
+        garbage collection), so that the pull can be retried."""
+        with self._lock():
+            manifest = self._json(manifest_digest)
+            config_id = manifest["config"]["digest"]
+            for digest in (config_id, *(layer["digest"] for layer in manifest.get("layers") or [])):
+                if not self.has_blob(digest):
+                    raise ImageError(f"blob {digest} left the store during the pull")
+            refs = self._refs()
+            for name in names:
+                refs[name] = manifest_digest
+            refs.pop(config_id, None)  # was imported untagged: now it has names
+            self._write_refs(refs)
+            self._mark_used([manifest_digest])
+            self._gc(refs)
+            return self._image(config_id, manifest, [r for r, v in refs.items() if v == manifest_digest])
+
+    def discard(self, digests: Iterable[str]) -> None:
+        """Delete blobs a failed pull fetched, unless an image or another pull uses them."""
+        with self._lock():
+            live, _ = self._live(self._refs())
+            for digest in digests:
+                if digest not in live and digest not in self._pins:
+                    self._blob_path(digest).unlink(missing_ok=True)
+
+    # -- use times and garbage collection ---------------------------------------------------------
+
+    def _mark_used(self, manifests: Iterable[str]) -> None:
+        usage = self._usage()
+        now = time.time()
+        usage.update(dict.fromkeys(manifests, now))
+        self._write_json(self.usage_file, usage, durable=False)
+
+    def touch(self, ref: str) -> None:
+        """Record that ``ref`` (a reference or an image id) was used now (a container started)."""
+        with self._lock():
+            found = self._resolve(ref, self._refs())
+            if found is None:
+                raise NotFound("image", ref)
+            self._mark_used([found[0]])
+
+    def last_used(self, ref: str) -> float | None:
+        found = self._resolve(ref, self._refs())
+        return None if found is None else self._usage().get(found[0])
+
+    def disk_usage_percent(self) -> float:
+        """How full the file system holding the store is, as upstream's image GC counts it
+        (100 - available * 100 / capacity)."""
+        st = os.statvfs(self.root)
+        return 100.0 - st.f_bavail * 100.0 / st.f_blocks if st.f_blocks else 0.0
+
+    def gc_unused(self, in_use: set[str], high: int = 85, low: int = 80, *,
+                  min_age: float = 0.0) -> list[Image]:
+        """Upstream's image garbage collection: when the file system holding the store is at
+        least ``high`` % used, remove images not in ``in_use`` (image ids, references or
+        manifest digests of the images containers use), least recently used first and none
+        used in the last ``min_age`` seconds, until it is at most ``low`` % used.  Returns
+        the removed images."""
+        if not 0 <= low <= high <= 100:
+            raise ValueError(f"image GC thresholds must satisfy 0 <= low ({low}) <= high ({high}) <= 100")
+        if self.disk_usage_percent() < high:
+            return []
+        wanted = set(in_use)
+        for name in in_use:
+            with contextlib.suppress(ImageError):
+                wanted.add(normalize_ref(name))
+        removed: list[Image] = []
+        with self._lock():
+            refs = self._refs()
+            usage = self._usage()
+            now = time.time()
+            names: dict[str, list[str]] = {}
+            for name, md in refs.items():
+                names.setdefault(md, []).append(name)
+            candidates = []
+            for md, mine in names.items():
+                config_id = self._json(md)["config"]["digest"]
+                if wanted & {md, config_id, config_id.removeprefix("sha256:"), *mine}:
+                    continue
+                used = usage.get(md, 0.0)
+                if now - used >= min_age:
+                    candidates.append((used, md, config_id))
+            for _, md, config_id in sorted(candidates):
+                if self.disk_usage_percent() <= low:
+                    break
+                removed.append(self._image(config_id, self._json(md), names[md]))
+                refs = {k: v for k, v in refs.items() if v != md}
+                self._write_refs(refs)
+                self._gc(refs)
+        return removed

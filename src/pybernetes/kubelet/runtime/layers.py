@@ -1,5 +1,6 @@
-"""Unpacking one OCI/Docker image layer (a tar stream, plain or gzip'd) onto a directory that
-becomes an overlayfs lower layer.
+"""Unpacking one OCI/Docker image layer (a tar stream: plain or gzip'd; the image store opens
+zstd'd ones with image_format.open_layer first) onto a directory that becomes an overlayfs
+lower layer.
 
 The layer is applied as overlayfs expects to see it:
 

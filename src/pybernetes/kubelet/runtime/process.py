@@ -35,6 +35,7 @@ from typing import Any
 from pybernetes.kubelet.runtime.protocol import (
     ContainerConfig,
     ContainerState,
+    ContainerStats,
     ContainerStatus,
     ExecResult,
     PodSandboxConfig,
@@ -63,6 +64,19 @@ def _open_log(path: str) -> Any:
 def _cri_line(stream: str, line: bytes) -> bytes:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
     return stamp + b" " + stream.encode() + b" F " + line.rstrip(b"\n") + b"\n"
+
+
+def _proc_figures(pid: int) -> tuple[int, int] | None:
+    """(CPU time in ns, resident bytes) of a process, from /proc; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // ticks, pages * os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(slots=True)
@@ -99,8 +113,7 @@ class ProcessRuntime(TrackedRuntime):
         directory = self.root / "sandboxes" / sandbox_id
         directory.mkdir(parents=True)
         ip = "" if config.host_network else next(self._addresses)
-        self._sandboxes[sandbox_id] = _Sandbox(
-            PodSandboxStatus(sandbox_id, config, SandboxState.READY, now_ns(), ip), directory)
+        self._add_sandbox(_Sandbox(PodSandboxStatus(sandbox_id, config, SandboxState.READY, now_ns(), ip), directory))
         return sandbox_id
 
     def _sandbox_removed(self, sandbox: _Sandbox) -> None:
@@ -150,15 +163,15 @@ class ProcessRuntime(TrackedRuntime):
         loop = asyncio.get_running_loop()
         if status.log_path:
             container.logfile = _open_log(status.log_path)
-            container.pumps = [loop.create_task(self._pump(process.stdout, "stdout", container.logfile)),  # type: ignore[arg-type]
-                               loop.create_task(self._pump(process.stderr, "stderr", container.logfile))]  # type: ignore[arg-type]
+            container.pumps = [loop.create_task(self._pump(process.stdout, "stdout", container)),  # type: ignore[arg-type]
+                               loop.create_task(self._pump(process.stderr, "stderr", container))]  # type: ignore[arg-type]
         container.waiter = loop.create_task(self._wait(container), name=f"container/{container_id[:12]}")
 
     @staticmethod
-    async def _pump(stream: asyncio.StreamReader, name: str, logfile: Any) -> None:
+    async def _pump(stream: asyncio.StreamReader, name: str, container: _Container) -> None:
         async for line in stream:
-            logfile.write(_cri_line(name, line))
-            logfile.flush()
+            container.logfile.write(_cri_line(name, line))  # the current file: reopening replaces it
+            container.logfile.flush()
 
     async def _wait(self, container: _Container) -> None:
         assert container.process is not None
@@ -203,6 +216,28 @@ class ProcessRuntime(TrackedRuntime):
             if container.waiter is not None:
                 await container.waiter
         self._forget_container(container_id)
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        container = self._get(container_id)
+        status = container.status
+        if status.state is not ContainerState.RUNNING or container.logfile is None:
+            return
+        old, container.logfile = container.logfile, _open_log(status.log_path)
+        old.close()
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        """CPU time and resident memory of the container's main process, from /proc (its
+        children are not counted: there is no cgroup here)."""
+        container = self._get(container_id)
+        stats = ContainerStats(container_id, now_ns())
+        process = container.process
+        if process is None or process.returncode is not None:
+            return stats
+        figures = _proc_figures(process.pid)
+        if figures is not None:
+            stats.cpu_usage_ns, stats.rss_bytes = figures
+            stats.memory_usage_bytes = stats.memory_working_set_bytes = stats.rss_bytes
+        return stats
 
     async def exec_sync(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
         container = self._get(container_id)

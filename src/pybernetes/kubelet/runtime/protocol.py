@@ -85,6 +85,7 @@ class PodSandboxConfig:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup_parent: str = ""
+    share_process_namespace: bool = False  # shareProcessNamespace: the containers share one PID namespace
 
 
 @dataclass(slots=True)
@@ -112,6 +113,7 @@ class Resources:
     cpu_period: int = 0
     memory_limit: int = 0  # bytes; 0: none
     pids_limit: int = 0
+    oom_score_adj: int = 0  # the QoS class' score; runtimes never apply a negative one (the node cannot lower it)
 
 
 @dataclass(slots=True)
@@ -121,7 +123,8 @@ class SecurityContext:
     supplemental_groups: list[int] = field(default_factory=list)
     privileged: bool = False
     readonly_rootfs: bool = False
-    no_new_privileges: bool = False
+    no_new_privileges: bool = False  # allowPrivilegeEscalation: false
+    run_as_non_root: bool = False  # refuse (CreateContainerConfigError) when the user would be root
     add_capabilities: list[str] = field(default_factory=list)
     drop_capabilities: list[str] = field(default_factory=list)
     seccomp: str = "RuntimeDefault"  # RuntimeDefault, Unconfined, or localhost/<profile>
@@ -172,6 +175,31 @@ class Image:
 
 
 @dataclass(slots=True)
+class ContainerStats:
+    """A container's usage as CRI's ContainerStats (figures read from its cgroup and root fs)."""
+
+    id: str
+    timestamp: int  # ns since the epoch
+    cpu_usage_ns: int = 0  # cumulative CPU time
+    memory_usage_bytes: int = 0
+    memory_working_set_bytes: int = 0  # usage less inactive file pages
+    rss_bytes: int = 0
+    fs_used_bytes: int = 0  # the writable layer
+
+
+@dataclass(slots=True)
+class PodSandboxStats:
+    """A sandbox's network usage (its namespace's interfaces, summed)."""
+
+    id: str
+    timestamp: int
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    rx_errors: int = 0
+    tx_errors: int = 0
+
+
+@dataclass(slots=True)
 class ExecResult:
     exit_code: int
     stdout: bytes
@@ -196,7 +224,9 @@ class Runtime(Protocol):
 
     async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus: ...
 
-    async def list_pod_sandboxes(self) -> list[PodSandboxStatus]: ...
+    async def list_pod_sandboxes(self, pod_uid: str | None = None) -> list[PodSandboxStatus]:
+        """All sandboxes, or those of one pod (CRI's filter by the pod UID label)."""
+        ...
 
     # -- containers ------------------------------------------------------------------------------
 
@@ -213,6 +243,15 @@ class Runtime(Protocol):
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]: ...
 
     async def exec_sync(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult: ...
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """Start writing the container's output to a new file at its log path (after the
+        kubelet renamed the old one for rotation); a no-op for a container not running."""
+        ...
+
+    async def container_stats(self, container_id: str) -> ContainerStats: ...
+
+    async def pod_sandbox_stats(self, sandbox_id: str) -> PodSandboxStats: ...
 
     # -- images ----------------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ What a container does is told by its annotations (nothing runs):
   kill (exit code 137), as a process that ignores SIGTERM; otherwise a stop exits at once
   with 143 (terminated by SIGTERM).
 
+The annotations are read from the container's config, else from its pod sandbox's (the pod's
+annotations) as ``<annotation>.<container name>``, then ``<annotation>`` for every container.
+
 Images and the bookkeeping come from ``tracking.TrackedRuntime`` (every reference can be
 pulled unless ``images`` lists the ones that exist).  A pod IP comes from ``pod_cidr`` in
 order.  ``exec_sync`` answers ``exec_results[tuple(command)]``
@@ -77,7 +80,7 @@ class SimulatedRuntime(TrackedRuntime):
         if not config.host_network and not ip:
             raise RuntimeError_("CreatePodSandboxError", "no free address left in the pod CIDR")
         status = PodSandboxStatus(sandbox_id, config, SandboxState.READY, now_ns(), ip)
-        self._sandboxes[sandbox_id] = _Sandbox(status)
+        self._add_sandbox(_Sandbox(status))
         return sandbox_id
 
     # -- containers ------------------------------------------------------------------------------
@@ -100,11 +103,19 @@ class SimulatedRuntime(TrackedRuntime):
                                 "not created")
         status.state = ContainerState.RUNNING
         status.started_at = now_ns()
-        after = status.config.annotations.get(EXIT_AFTER)
+        after = self._behaviour(status, EXIT_AFTER)
         if after is not None:
-            code = int(status.config.annotations.get(EXIT_CODE, "0"))
+            code = int(self._behaviour(status, EXIT_CODE) or "0")
             container.exit_task = asyncio.get_running_loop().create_task(
                 self._exit_later(container, float(after), code), name=f"sim-exit/{container_id[:12]}")
+
+    def _behaviour(self, status: ContainerStatus, key: str) -> str | None:
+        """A behaviour annotation of the container (see the module docstring)."""
+        if key in status.config.annotations:
+            return status.config.annotations[key]
+        sandbox = self._sandboxes.get(status.sandbox_id)
+        pod = sandbox.status.config.annotations if sandbox is not None else {}
+        return pod.get(f"{key}.{status.config.name}", pod.get(key))
 
     async def _exit_later(self, container: _Container, after: float, code: int) -> None:
         await asyncio.sleep(after)
@@ -130,7 +141,7 @@ class SimulatedRuntime(TrackedRuntime):
             return
         if status.state is not ContainerState.RUNNING:
             return
-        if status.config.annotations.get(IGNORE_SIGTERM) == "true":
+        if self._behaviour(status, IGNORE_SIGTERM) == "true":
             try:
                 await asyncio.wait_for(container.exited.wait(), max(0.0, grace_seconds))
             except TimeoutError:

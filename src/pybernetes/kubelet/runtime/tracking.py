@@ -21,9 +21,11 @@ from typing import Any
 
 from pybernetes.kubelet.runtime.protocol import (
     ContainerConfig,
+    ContainerStats,
     ContainerStatus,
     Image,
     NotFound,
+    PodSandboxStats,
     PodSandboxStatus,
     RuntimeError_,
     SandboxState,
@@ -49,6 +51,7 @@ class TrackedRuntime:
         self._images: dict[str, Image] = {}  # id -> image
         self._sandboxes: dict[str, Any] = {}  # id -> record with .status, .containers
         self._containers: dict[str, Any] = {}  # id -> record with .status
+        self._by_uid: dict[str, list[str]] = {}  # pod uid -> its sandbox ids
         self._ids = itertools.count(1)
 
     def _new_id(self, kind: str) -> str:
@@ -71,7 +74,16 @@ class TrackedRuntime:
         for container_id in list(sandbox.containers):
             await self.remove_container(container_id)  # type: ignore[attr-defined]
         del self._sandboxes[sandbox_id]
+        siblings = self._by_uid.get(sandbox.status.config.uid, [])
+        if sandbox_id in siblings:
+            siblings.remove(sandbox_id)
+        if not siblings:
+            self._by_uid.pop(sandbox.status.config.uid, None)
         self._sandbox_removed(sandbox)
+
+    def _add_sandbox(self, sandbox: Any) -> None:
+        self._sandboxes[sandbox.status.id] = sandbox
+        self._by_uid.setdefault(sandbox.status.config.uid, []).append(sandbox.status.id)
 
     def _sandbox_removed(self, sandbox: Any) -> None:
         """What the backend releases when a sandbox is gone (nothing by default)."""
@@ -84,8 +96,10 @@ class TrackedRuntime:
             raise NotFound("pod sandbox", sandbox_id)
         return replace(sandbox.status)
 
-    async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
-        return [replace(s.status) for s in self._sandboxes.values()]
+    async def list_pod_sandboxes(self, pod_uid: str | None = None) -> list[PodSandboxStatus]:
+        if pod_uid is None:
+            return [replace(s.status) for s in self._sandboxes.values()]
+        return [replace(self._sandboxes[i].status) for i in self._by_uid.get(pod_uid, ())]
 
     def _get(self, container_id: str) -> Any:
         container = self._containers.get(container_id)
@@ -97,8 +111,25 @@ class TrackedRuntime:
         return replace(self._get(container_id).status)
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
-        return [replace(c.status) for c in self._containers.values()
-                if sandbox_id is None or c.status.sandbox_id == sandbox_id]
+        if sandbox_id is None:
+            return [replace(c.status) for c in self._containers.values()]
+        sandbox = self._sandboxes.get(sandbox_id)
+        return [replace(self._containers[i].status) for i in sandbox.containers] if sandbox is not None else []
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """Nothing to reopen unless the backend writes logs (``process`` overrides this)."""
+        self._get(container_id)
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        """No cgroup here: zero usage unless the backend can measure (``process`` overrides)."""
+        self._get(container_id)
+        return ContainerStats(container_id, now_ns())
+
+    async def pod_sandbox_stats(self, sandbox_id: str) -> PodSandboxStats:
+        """These backends have no network namespace of their own: no per-pod traffic to count."""
+        if sandbox_id not in self._sandboxes:
+            raise NotFound("pod sandbox", sandbox_id)
+        return PodSandboxStats(sandbox_id, now_ns())
 
     async def _creatable(self, sandbox_id: str, config: ContainerConfig) -> tuple[Any, Image]:
         """The sandbox a container may be created in, and its image (else the contract's error)."""
