@@ -1,4 +1,4 @@
-"""The harness of the kubectl end-to-end tests: ``pybernetes server`` as a subprocess on a
+"""The harness of the kubectl end-to-end tests: ``pybernetes server`` (or ``up``) as a subprocess on a
 free port with a temporary data directory, and kubectl run against it with an isolated HOME
 (its discovery and /version caches live there) and the admin kubeconfig the server wrote.
 
@@ -33,8 +33,10 @@ def free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, root: Path, kubectl: str) -> None:
+    def __init__(self, root: Path, kubectl: str, *, command: str = "server", extra: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.command = command
+        self.extra = extra
         self.kubectl_binary = kubectl
         self.data_dir = root / "data"
         self.home = root / "home"
@@ -48,8 +50,8 @@ class Cluster:
         return self.data_dir / "kubeconfig.yaml"
 
     def start(self) -> None:
-        cmd = [str(SERVER), "server", "--data-dir", str(self.data_dir),
-               "--port", str(self.port), "--log-level", "warning"]
+        cmd = [str(SERVER), self.command, "--data-dir", str(self.data_dir),
+               "--port", str(self.port), "--log-level", "warning", *self.extra]
         self.log = open(self.root / "server.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

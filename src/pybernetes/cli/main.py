@@ -26,7 +26,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -268,8 +267,6 @@ def run_image(args: argparse.Namespace) -> int:
 
 def run_agent(args: argparse.Namespace) -> int:
     """``pybernetes agent``: the node agent (kubelet) with the chosen runtime."""
-    import importlib.util
-    import shutil
     import signal
     import socket
 
@@ -278,9 +275,8 @@ def run_agent(args: argparse.Namespace) -> int:
     from pybernetes.client.component import wait_for_api
     from pybernetes.client.kubeconfig import Config, ConfigError, load_config, load_kubeconfig
     from pybernetes.client.rest import RestClient
+    from pybernetes.kubelet import runtimes
     from pybernetes.kubelet.agent import NodeAgent
-    from pybernetes.kubelet.runtime.process import ProcessRuntime
-    from pybernetes.kubelet.runtime.simulated import SimulatedRuntime
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -296,20 +292,7 @@ def run_agent(args: argparse.Namespace) -> int:
     data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
     (data_dir / "agent").mkdir(parents=True, exist_ok=True)
     node_name = (args.node_name or socket.gethostname()).lower()
-    runtime_name = args.runtime
-    if runtime_name == "auto":
-        runc_built = importlib.util.find_spec("pybernetes.kubelet.runtime.runc") is not None
-        runtime_name = "runc" if os.geteuid() == 0 and shutil.which("runc") and runc_built else "process"
-    if runtime_name == "process":
-        logging.getLogger(__name__).warning(
-            "the process runtime runs containers as plain host processes, without any isolation")
-        runtime: Any = ProcessRuntime(data_dir / "agent" / "process")
-    elif runtime_name == "runc":
-        from pybernetes.kubelet.runtime.runc import make_runc_runtime
-
-        runtime = make_runc_runtime(data_dir, pod_cidr=args.pod_cidr)
-    else:
-        runtime = SimulatedRuntime()
+    runtime = runtimes.build(runtimes.choose(args.runtime), data_dir, pod_cidr=args.pod_cidr)
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -319,7 +302,7 @@ def run_agent(args: argparse.Namespace) -> int:
         async with RestClient(config) as client:
             await wait_for_api(client)
             agent = NodeAgent(client, node_name, runtime, str(data_dir), node_ip=args.node_ip,
-                              server_port=args.kubelet_port)
+                              server_port=args.kubelet_port, pod_cidr_given=bool(args.pod_cidr))
             await agent.start()
             print(f"pybernetes agent: node {node_name} registered ({runtime.name} runtime)", flush=True)
             try:

@@ -27,6 +27,7 @@ from pybernetes.client.events import EventRecorder
 from pybernetes.client.informer import SharedInformer
 from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
+from pybernetes.kubelet import runtimes
 from pybernetes.kubelet.container_config import dns_config, read_resolv_conf
 from pybernetes.kubelet.log_resolver import LogResolver
 from pybernetes.kubelet.logs import ContainerLogManager
@@ -34,6 +35,7 @@ from pybernetes.kubelet.node_status import HostFigures, node_status
 from pybernetes.kubelet.pod_sync import Lookups, PodSyncer
 from pybernetes.kubelet.pod_workers import PodWorkers
 from pybernetes.kubelet.prober_manager import ProbeEvent, ProbeManager
+from pybernetes.kubelet.runtime.images import ImageStore
 from pybernetes.kubelet.runtime.protocol import Runtime, RuntimeError_
 from pybernetes.kubelet.server import KubeletServer
 from pybernetes.kubelet.status_manager import StatusManager
@@ -51,6 +53,9 @@ SECRETS = ("", "v1", "secrets")
 LEASES = ("coordination.k8s.io", "v1", "leases")
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
+POD_CIDR_WAIT = 5.0  # seconds the agent waits for node IPAM to give its Node a podCIDR
+IMAGE_GC_PERIOD = 300.0
+IMAGE_MIN_AGE = 120.0  # seconds an image is kept after its last use (upstream imageMinimumGCAge)
 WRITE_ATTEMPTS = 5
 
 
@@ -69,7 +74,8 @@ class NodeAgent:
                  relist_period: float = 1.0, cluster_dns: list[str] | None = None,
                  cluster_domain: str = "cluster.local", node_ip: str | None = None, server_address: str | None = None,
                  server_port: int = 0, log_rotation_period: float = 10.0,
-                 log_rotation: ContainerLogManager | None = None) -> None:
+                 log_rotation: ContainerLogManager | None = None, pod_cidr_given: bool = True,
+                 image_gc_period: float = IMAGE_GC_PERIOD) -> None:
         self.client = client
         self.node_name = node_name
         self.runtime = runtime
@@ -89,11 +95,13 @@ class NodeAgent:
         self.status_manager = StatusManager(client)
         self.pods = SharedInformer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         self.services = SharedInformer(client, SERVICES)
+        root = Path(data_dir) / "agent"
+        root.mkdir(parents=True, exist_ok=True)
         figures = self._host()
         resolv = read_resolv_conf()
-        root = Path(data_dir) / "agent"
         self.syncer = PodSyncer(
-            runtime, Lookups(configmap=self._configmap, secret=self._secret, services=self.services.indexer.list),
+            runtime, Lookups(configmap=self._configmap, secret=self._secret, services=self.services.indexer.list,
+                             pull_credentials=lambda pod, image: runtimes.pull_credentials(pod, image, self._secret)),
             node_name=node_name, node_ip=figures.address, pods_dir=root / "pods", logs_root=root / "logs" / "pods",
             recorder=self.recorder,
             dns=lambda pod: dns_config(pod, resolv, self.cluster_dns, self.cluster_domain),
@@ -110,6 +118,8 @@ class NodeAgent:
                                                 self.workers.container_running),
                                     host=server_address or figures.address, port=server_port)
         self.server_port = 0
+        self.pod_cidr_given = pod_cidr_given
+        self.image_gc_period = image_gc_period
 
     async def start(self) -> None:
         if self.run_pods:
@@ -122,6 +132,7 @@ class NodeAgent:
             await self.start_pods()
 
     async def start_pods(self) -> None:
+        await self._adopt_pod_cidr()
         self.services.start()
         self.pods.add_event_handler(on_add=self.workers.update, on_update=lambda old, new: self.workers.update(new),
                                     on_delete=self.workers.delete)
@@ -132,6 +143,8 @@ class NodeAgent:
         self._tasks.start("pod-status", self.status_manager.run())
         self._tasks.start("log-rotation", self._every(self.log_rotation_period, self.rotate_logs))
         self._tasks.start("local-path-reclaimer", self.reclaimer.run())
+        if isinstance(getattr(self.runtime, "images", None), ImageStore):
+            self._tasks.start("image-gc", self._every(self.image_gc_period, self.collect_images))
         self.workers.start()
 
     async def stop(self) -> None:
@@ -142,6 +155,35 @@ class NodeAgent:
         await self.pods.stop()
         await self.services.stop()
         await self.recorder.stop()
+
+    async def _adopt_pod_cidr(self, within: float = POD_CIDR_WAIT) -> None:
+        """Give the runtime the Node's spec.podCIDR (node IPAM assigns it) unless a CIDR was
+        configured; a node without one after ``within`` seconds keeps the runtime's default."""
+        if self.pod_cidr_given or not hasattr(self.runtime, "pod_cidr"):
+            return
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                cidr = ((await self.client.get(NODES, self.node_name)).get("spec") or {}).get("podCIDR")
+            except (ApiError, ConnectionFailed):
+                cidr = None
+            if cidr:
+                self.runtime.pod_cidr = cidr
+                return
+            if time.monotonic() > deadline:
+                log.warning("node %s has no podCIDR: pods get addresses from %s", self.node_name,
+                            self.runtime.pod_cidr)
+                return
+            await asyncio.sleep(0.25)
+
+    async def collect_images(self) -> None:
+        """Image garbage collection (upstream's every 5 minutes): unused images go, least
+        recently used first, while the image file system is above its high-water mark."""
+        store: ImageStore = self.runtime.images  # type: ignore[attr-defined]
+        in_use = {c.image_ref for c in await self.runtime.list_containers()}
+        removed = await asyncio.to_thread(store.gc_unused, in_use, min_age=IMAGE_MIN_AGE)
+        if removed:
+            log.info("image GC removed %s", removed)
 
     def _find_pod(self, namespace: str, name: str) -> Obj | None:
         return self.pods.indexer.get(f"{namespace}/{name}")

@@ -80,7 +80,7 @@ def sandbox_config(pod: Obj, *, attempt: int, logs_root: str, dns: DNSConfig | N
         name=meta.get("name", ""), namespace=meta.get("namespace", ""), uid=meta.get("uid", ""), attempt=attempt,
         hostname=hostname(pod), host_network=bool(spec.get("hostNetwork")),
         log_directory=log_directory(logs_root, pod), dns=dns, port_mappings=ports, labels=pod_labels(pod),
-        annotations=dict(meta.get("annotations") or {}), cgroup_parent=f"pod{meta.get('uid', '')}")
+        annotations=dict(meta.get("annotations") or {}))  # the runtime places the pod's cgroup
 
 
 def _milli(value: Any) -> int:
