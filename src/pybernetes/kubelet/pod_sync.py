@@ -20,6 +20,7 @@ import asyncio
 import calendar
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 RESYNC = 10.0  # seconds between syncs of a pod when nothing happens
+START_SLOTS = max(2, 2 * (os.cpu_count() or 1))  # pods brought up at once
 MESSAGE_LIMIT = 4096  # bytes of a termination message
 FALLBACK_LINES = 80
 FALLBACK_BYTES = 2048
@@ -106,7 +108,7 @@ class PodSyncer:
                  logs_root: Path, recorder: Any = None, volumes: Any = None, probes: Any = None,
                  dns: Callable[[Obj], DNSConfig | None] | None = None,
                  allocatable: Callable[[], dict[str, str]] = dict, restart_backoff: Backoff | None = None,
-                 pull_backoff: Backoff | None = None) -> None:
+                 pull_backoff: Backoff | None = None, start_slots: int = START_SLOTS) -> None:
         self.runtime = runtime
         self.lookups = lookups
         self.node_name = node_name
@@ -122,6 +124,10 @@ class PodSyncer:
         self.pull_backoff = pull_backoff or Backoff()
         self.states: dict[str, PodState] = {}
         self._pull_failed_at: dict[tuple[str, str], float] = {}  # (pod uid, image) -> when its pull failed
+        # Bringing pods up (sandbox, container starts) is CPU-bound work in the runtime's own
+        # processes; a few at a time, first come first served, lets a burst of pods come up
+        # one after another instead of all of them at the end.
+        self.start_slots = asyncio.Semaphore(start_slots)
 
     # -- reading the runtime --------------------------------------------------------------------
 
@@ -199,20 +205,28 @@ class PodSyncer:
         for container_id, why in actions.kill.items():
             self._event(pod, "Normal", "Killing", why)
             await self._kill(pod, container_id, history)
-        if actions.create_sandbox:
-            current = await self._create_sandbox(pod, state, actions.sandbox_attempt)
         next_sync = RESYNC
-        if current is not None and actions.start:
-            volumes = await self._volumes(pod, state)
-            if volumes is not None:
-                for start in actions.start:
-                    delay = await self._start(pod, state, current, start.container, start.restart_count, volumes)
-                    if delay:
-                        next_sync = min(next_sync, delay)
-                    if start.init and start.container.get("restartPolicy") != "Always":
-                        break
+        starts = []
+        for start in actions.start:  # images first, outside the start slots (a slow pull holds none)
+            delay = await self._pull(pod, state, start.container, _field_path(pod, start.container["name"]))
+            if delay:
+                next_sync = min(next_sync, delay)
             else:
-                next_sync = 2.0
+                starts.append(start)
+            if start.init and start.container.get("restartPolicy") != "Always":
+                break
+        if actions.create_sandbox or starts:
+            async with self.start_slots:
+                if actions.create_sandbox:
+                    current = await self._create_sandbox(pod, state, actions.sandbox_attempt)
+                if current is not None and starts:
+                    volumes = await self._volumes(pod, state)
+                    if volumes is None:
+                        next_sync = 2.0
+                    for start in starts if volumes is not None else []:
+                        delay = await self._start(pod, state, current, start.container, start.restart_count, volumes)
+                        if delay:
+                            next_sync = min(next_sync, delay)
         for name in actions.waiting:
             key = (uid, name)
             found = history.get(name)
@@ -296,14 +310,11 @@ class PodSyncer:
 
     async def _start(self, pod: Obj, state: PodState, sandbox: PodSandboxStatus, container: Obj,
                      restart_count: int, volumes: dict[str, str]) -> float:
-        """Pull, configure, create and start one container; the seconds before a retry makes
-        sense when it could not (0 when it started)."""
+        """Configure, create and start one container (its image is present); the seconds
+        before a retry makes sense when it could not (0 when it started)."""
         uid = (pod.get("metadata") or {}).get("uid", "")
         name = container["name"]
         path = _field_path(pod, name)
-        wait = await self._pull(pod, state, container, path)
-        if wait:
-            return wait
         try:
             env = await self._environment(pod, container)
             mounts = self.volumes.mounts(pod, container, volumes, dict(env)) if self.volumes is not None else []

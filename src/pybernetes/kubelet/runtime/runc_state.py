@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from pybernetes.kubelet.runtime.protocol import (
     ContainerConfig,
     ContainerState,
@@ -61,20 +63,13 @@ class ContainerRecord:
 
 # -- (de)serialization ------------------------------------------------------------------------------
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, SandboxState | ContainerState):
-        return value.value
+def _default(value: Any) -> Any:
+    """What orjson cannot write by itself (it writes dataclasses and enums natively)."""
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, set):
+    if isinstance(value, set | frozenset):
         return sorted(value)
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    raise TypeError(f"cannot store {type(value).__name__}")
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -120,8 +115,8 @@ def write_json(path: Path, record: Any) -> None:
     """Replace ``path`` atomically with the record as JSON."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(_plain(record), out, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps(record, default=_default))
         os.replace(tmp, path)
     except BaseException:
         unlink_quietly(tmp)
