@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 from common import VENV_BIN, free_port, header, percentile, rss_mb, running_server  # noqa: E402
 
 NODE = "bench-node"
+BRIDGE = "pybbench0"
 IMAGE = "pybernetes.test/busybox:1"
 JSON = {"Content-Type": "application/json"}
 
@@ -153,6 +155,21 @@ def import_image(data_dir: str) -> None:
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def remove_leftovers(data_dir: str) -> None:
+    """What a failed run left: the runtime's sandboxes (the agent leaves containers running on
+    exit, for a restarted agent to adopt), the bridge and the data directory."""
+    from pybernetes.kubelet import runtimes
+
+    async def clean() -> None:
+        runtime = runtimes.build("runc", Path(data_dir), pod_cidr="10.99.0.0/16", bridge=BRIDGE)
+        for sandbox in await runtime.list_pod_sandboxes():
+            await runtime.remove_pod_sandbox(sandbox.id)
+
+    asyncio.run(clean())
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def wait_node_ready(url: str, agent: subprocess.Popen, within: float = 60) -> None:
     import urllib.request
 
@@ -185,6 +202,7 @@ def main() -> None:
         agent = subprocess.Popen([str(VENV_BIN / "pybernetes"), "agent", "--server", server.url, "--data-dir",
                                   data_dir, "--runtime", args.runtime, "--node-name", NODE, "--node-ip", "127.0.0.1",
                                   "--kubelet-port", str(free_port()), "--pod-cidr", "10.99.0.0/16",
+                                  "--cni-bridge", BRIDGE,
                                   "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_node_ready(server.url, agent)
@@ -198,6 +216,8 @@ def main() -> None:
                 agent.kill()
                 agent.wait()
             log.close()
+            if args.runtime == "runc":
+                remove_leftovers(data_dir)
     if args.runtime == "runc":
         steps = ROOT / "bench" / "kubelet" / "bench_runtime_steps.py"
         if steps.exists():

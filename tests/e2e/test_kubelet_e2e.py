@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 NODE = "e2e-node"
 POD_CIDR = "10.77.0.0/24"
+BRIDGE = "pybe2e0"  # not the default pyb0: a cluster the developer runs keeps its own
 NEEDS = ("runc", "conmon", "docker-registry", "skopeo", "ip")
 
 
@@ -57,12 +58,13 @@ def node() -> Iterator[tuple[Cluster, str]]:
     why = _missing()
     if why:
         pytest.skip(why)
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)  # a killed run's
     root = Path(tempfile.mkdtemp(prefix="pyb-e2e-node-"))
     registry = DockerRegistry(root / "registry")
     registry.start()
     cluster = Cluster(root, KUBECTL, command="up", extra=(
         "--runtime", "runc", "--node-name", NODE, "--node-ip", "127.0.0.1", "--kubelet-port", str(free_port()),
-        "--pod-cidr", POD_CIDR))
+        "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE))
     try:
         layout = root / "busybox-layout"
         busybox_image.build_layout(layout, "busybox:1")
@@ -96,13 +98,13 @@ def _remove_leftovers(data_dir: Path) -> None:
     from pybernetes.kubelet import runtimes
 
     async def clean() -> None:
-        runtime = runtimes.build("runc", data_dir, pod_cidr=POD_CIDR)
+        runtime = runtimes.build("runc", data_dir, pod_cidr=POD_CIDR, bridge=BRIDGE)
         for sandbox in await runtime.list_pod_sandboxes():
             await runtime.remove_pod_sandbox(sandbox.id)
 
     if (data_dir / "agent" / "runc").exists():
         asyncio.run(clean())
-    subprocess.run(["ip", "link", "del", "pyb0"], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
 
 
 def apply(cluster: Cluster, manifest: str) -> None:
@@ -365,6 +367,7 @@ spec:
 
 def test_nothing_is_left_once_the_pods_are_gone(node) -> None:
     cluster, image = node
+    namespaces_before = set(_netns())
     apply(cluster, f"""
 apiVersion: v1
 kind: Pod
@@ -390,8 +393,7 @@ spec:
             found.append("runc container")
         if any(container_id in line or uid in line for line in Path("/proc/self/mountinfo").read_text().splitlines()):
             found.append("mounts")
-        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        if any(line.startswith("pyb-") for line in netns.splitlines()):
+        if set(_netns()) - namespaces_before:
             found.append("network namespace")
         if list(agent_root.glob(f"runc/cni/**/{ip}")) or ip in _cni_allocations(agent_root):
             found.append("CNI allocation")
@@ -403,7 +405,21 @@ spec:
             found.append("container bundle / overlay dirs")
         return found
 
-    poll(lambda: not leftovers(), "nothing left behind", timeout=30)
+    seen: list[list[str]] = []
+
+    def clean() -> bool:
+        seen.append(leftovers())
+        return not seen[-1]
+
+    try:
+        poll(clean, "nothing left behind", timeout=30)
+    except AssertionError:
+        raise AssertionError(f"left behind after the pod was deleted: {seen[-1]}") from None
+
+
+def _netns() -> list[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in listed.splitlines() if line.strip()]
 
 
 def _cni_allocations(agent_root: Path) -> str:
@@ -412,3 +428,71 @@ def _cni_allocations(agent_root: Path) -> str:
         if path.is_file():
             names.append(path.name)
     return " ".join(names)
+
+
+def test_bad_input_is_reported_per_pod_and_harms_no_other(node) -> None:
+    """Issue 5 item 8: each failure visible in kubectl describe with its reason, while a good
+    pod beside them runs."""
+    cluster, image = node
+    registry_host = image.split("/", 1)[0]
+    apply(cluster, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: no-such-image}}
+spec:
+  containers: [{{name: c, image: "{registry_host}/nothing-here:1"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: no-such-command}}
+spec:
+  containers: [{{name: c, image: {image}, command: [/bin/not-in-the-image]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: no-such-secret}}
+spec:
+  containers:
+  - name: c
+    image: {image}
+    command: [sleep, "3600"]
+    env: [{{name: TOKEN, valueFrom: {{secretKeyRef: {{name: absent, key: token}}}}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: root-image}}
+spec:
+  securityContext: {{runAsNonRoot: true}}
+  containers: [{{name: c, image: {image}, command: [sleep, "3600"]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: healthy}}
+spec:
+  containers: [{{name: c, image: {image}, command: [sleep, "3600"]}}]
+""")
+
+    def reason(name: str) -> str | None:
+        for entry in pod(cluster, name).get("status", {}).get("containerStatuses") or []:
+            waiting = entry["state"].get("waiting") or {}
+            if waiting.get("reason") not in (None, "ContainerCreating"):
+                return waiting["reason"]
+            terminated = entry["state"].get("terminated") or entry["lastState"].get("terminated") or {}
+            if terminated.get("reason"):
+                return terminated["reason"]
+        return None
+
+    poll(lambda: reason("no-such-image") in ("ErrImagePull", "ImagePullBackOff"), "ErrImagePull", timeout=60)
+    described = cluster.kubectl("describe", "pod", "no-such-image").stdout
+    assert "manifest unknown" in described or "not found" in described.lower()
+    poll(lambda: reason("no-such-command") in ("RunContainerError", "StartError", "CrashLoopBackOff"),
+         "RunContainerError", timeout=60)
+    assert "not-in-the-image" in cluster.kubectl("describe", "pod", "no-such-command").stdout
+    poll(lambda: reason("no-such-secret") == "CreateContainerConfigError", "CreateContainerConfigError", timeout=60)
+    assert 'secret "absent" not found' in cluster.kubectl("describe", "pod", "no-such-secret").stdout
+    poll(lambda: reason("root-image") == "CreateContainerConfigError", "runAsNonRoot refused", timeout=60)
+    assert "runAsNonRoot" in cluster.kubectl("describe", "pod", "root-image").stdout
+    healthy = poll(phase_is(cluster, "healthy", "Running"), "the good pod Running", timeout=60)
+    assert healthy["status"]["containerStatuses"][0]["restartCount"] == 0
+    cluster.kubectl("delete", "pod", "no-such-image", "no-such-command", "no-such-secret", "root-image", "healthy",
+                    "--grace-period=1")

@@ -189,6 +189,7 @@ def _add_agent_flags(parser: argparse.ArgumentParser, *, standalone: bool) -> No
                         help="port of the kubelet's server (logs), on the node's address")
     parser.add_argument("--pod-cidr", default="",
                         help="pod addresses of this node (default: the Node's spec.podCIDR, else 10.88.0.0/16)")
+    parser.add_argument("--cni-bridge", default="pyb0", help="the pods' bridge on this node (runc runtime)")
 
 
 def _add_image_commands(commands: argparse._SubParsersAction) -> None:
@@ -292,7 +293,7 @@ def run_agent(args: argparse.Namespace) -> int:
     data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
     (data_dir / "agent").mkdir(parents=True, exist_ok=True)
     node_name = (args.node_name or socket.gethostname()).lower()
-    runtime = runtimes.build(runtimes.choose(args.runtime), data_dir, pod_cidr=args.pod_cidr)
+    runtime = runtimes.build(runtimes.choose(args.runtime), data_dir, pod_cidr=args.pod_cidr, bridge=args.cni_bridge)
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -439,7 +440,7 @@ def run_api_server(args: argparse.Namespace) -> int:
         agent_args = ["--kubeconfig", str(kubeconfig), "--data-dir", str(data_dir), "--runtime", args.runtime,
                       "--kubelet-port", str(args.kubelet_port), "--log-level", args.log_level]
         for flag, value in (("--node-name", args.node_name), ("--node-ip", args.node_ip),
-                            ("--pod-cidr", args.pod_cidr)):
+                            ("--pod-cidr", args.pod_cidr), ("--cni-bridge", args.cni_bridge)):
             if value:
                 agent_args += [flag, value]
         children.append(Supervised("agent", python_command("agent", *agent_args)))

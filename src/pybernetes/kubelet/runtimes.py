@@ -63,7 +63,7 @@ def registry_puller(store: ImageStore, data_dir: Path) -> Callable[[str, dict | 
     return puller
 
 
-def build(name: str, data_dir: Path, *, pod_cidr: str = "") -> Runtime:
+def build(name: str, data_dir: Path, *, pod_cidr: str = "", bridge: str = "pyb0") -> Runtime:
     """The runtime called ``name`` (after ``choose``) with its state under ``data_dir``."""
     data_dir = Path(data_dir)
     if name == "runc":
@@ -71,7 +71,7 @@ def build(name: str, data_dir: Path, *, pod_cidr: str = "") -> Runtime:
 
         store = image_store(data_dir)
         return RuncRuntime(data_dir / "agent" / "runc", store, pod_cidr=pod_cidr or DEFAULT_POD_CIDR,
-                           puller=registry_puller(store, data_dir))
+                           puller=registry_puller(store, data_dir), bridge=bridge)
     if name == "process":
         log.warning("the process runtime runs containers as plain host processes, without any isolation")
         return ProcessRuntime(data_dir / "agent" / "process")

@@ -520,3 +520,36 @@ def test_containers_start_on_the_agents_event_loop_uvloop(node) -> None:
         return state
 
     assert uvloop.run(start_one()) is ContainerState.RUNNING
+
+
+def _mounted_under(directory: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as mountinfo:
+        return [line for line in mountinfo if str(directory) in line]
+
+
+async def test_a_removal_cut_short_is_finished_by_the_next_runtime(node) -> None:
+    """The kubelet killed in the middle of removing a pod: a sandbox whose record is gone but
+    whose mounts and namespace remain, and a sandbox record naming a container whose record is
+    gone.  A restarted runtime removes both completely."""
+    runtime = node.runtime
+    await runtime.pull_image(IMAGE)
+    torn = await runtime.run_pod_sandbox(PodSandboxConfig(name="torn", namespace="default", uid="uid-torn",
+                                                          hostname="torn"))
+    half = await runtime.run_pod_sandbox(PodSandboxConfig(name="half", namespace="default", uid="uid-half",
+                                                          hostname="half"))
+    container = await runtime.create_container(half, sleeper("main"))
+    await runtime.start_container(container)
+    torn_dir = node.root / "sandboxes" / torn
+    (torn_dir / "sandbox.json").unlink()  # the record went first, the rest was not done
+    await runtime.stop_container(container, 0)
+    bundle = node.root / "containers" / container
+    kernel.umount(bundle / "rootfs")
+    shutil.rmtree(bundle)  # the container went, its sandbox still lists it
+
+    restarted = node.fresh()
+    assert [s.id for s in await restarted.list_pod_sandboxes()] == [half]
+    assert not _mounted_under(torn_dir)
+    assert not torn_dir.exists()
+    assert not (Path("/run/netns") / f"pyb-{torn[:12]}").exists()
+    await restarted.remove_pod_sandbox(half)  # the missing container does not stop it
+    assert await restarted.list_pod_sandboxes() == []

@@ -90,6 +90,17 @@ now_ns = time.time_ns
 
 VERSION = "0.1.0"
 Puller = Callable[[str, "dict[str, str] | None"], Awaitable[Image]]
+def _sweep(directory: Path) -> None:
+    """Remove a directory the runtime has no record of, unmounting what is mounted under it
+    first (deepest first), so a cut-short creation or removal leaves nothing behind."""
+    prefix = os.fsencode(os.path.abspath(directory)) + b"/"
+    with open("/proc/self/mountinfo", "rb") as mountinfo:
+        targets = [line.split(b" ", 5)[4] for line in mountinfo]
+    for target in sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True):
+        kernel.umount(os.fsdecode(target.replace(b"\\040", b" ").replace(b"\\134", b"\\")))
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 class RuncRuntime:
     """See the module docstring.  ``root`` holds all state; ``images`` the node's image store;
     ``puller(ref, auth) -> Image`` pulls images that are not present (None: only images in the
@@ -129,17 +140,15 @@ class RuncRuntime:
 
     def _load(self) -> None:
         for data in load_all(self.root / "sandboxes", "sandbox.json"):
-            if data.get("incomplete"):
-                shutil.rmtree(data["directory"], ignore_errors=True)
+            if data.get("incomplete"):  # its creation or its removal was cut short
+                _sweep(Path(data["directory"]))
+                kernel.remove_namespace(self.netns_dir / f"pyb-{data['id'][:12]}")
                 continue
             record = sandbox_from(data)
             self._sandboxes[record.status.id] = record
         for data in load_all(self.root / "containers", "container.json"):
             if data.get("incomplete"):
-                bundle = Path(data["directory"])
-                kernel.umount(bundle / "rootfs")
-                if not kernel.is_mountpoint(bundle / "rootfs"):
-                    shutil.rmtree(bundle, ignore_errors=True)
+                _sweep(Path(data["directory"]))
                 continue
             record = container_from(data)
             if record.status.state is ContainerState.CREATED:
@@ -232,6 +241,7 @@ class RuncRuntime:
         record = self._sandboxes.get(sandbox_id)
         if record is None:
             return
+        record.containers &= set(self._containers)  # ids whose records are gone (a removal cut short)
         await asyncio.gather(*(self.stop_container(c, 0) for c in list(record.containers)))
         try:
             await self._network_down(record)
@@ -247,7 +257,8 @@ class RuncRuntime:
             return
         await self.stop_pod_sandbox(sandbox_id)
         for container_id in list(record.containers):
-            await self.remove_container(container_id)
+            with contextlib.suppress(NotFound):
+                await self.remove_container(container_id)
         await self._teardown_sandbox(record)
 
     async def _teardown_sandbox(self, record: SandboxRecord) -> None:
