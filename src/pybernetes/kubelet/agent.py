@@ -27,7 +27,7 @@ from pybernetes.client.events import EventRecorder
 from pybernetes.client.informer import SharedInformer
 from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
-from pybernetes.kubelet import runtimes
+from pybernetes.kubelet import runtimes, stats
 from pybernetes.kubelet.container_config import dns_config, read_resolv_conf
 from pybernetes.kubelet.log_resolver import LogResolver
 from pybernetes.kubelet.logs import ContainerLogManager
@@ -38,6 +38,7 @@ from pybernetes.kubelet.prober_manager import ProbeEvent, ProbeManager
 from pybernetes.kubelet.runtime.images import ImageStore
 from pybernetes.kubelet.runtime.protocol import Runtime, RuntimeError_
 from pybernetes.kubelet.server import KubeletServer
+from pybernetes.kubelet.stats import Rates
 from pybernetes.kubelet.status_manager import StatusManager
 from pybernetes.kubelet.volumes.localpath import LocalPathReclaimer
 from pybernetes.kubelet.volumes.manager import VolumeManager
@@ -116,7 +117,10 @@ class NodeAgent:
         self.log_rotation_period = log_rotation_period
         self.server = KubeletServer(LogResolver(self._find_pod, self.syncer, self.log_rotation,
                                                 self.workers.container_running),
-                                    host=server_address or figures.address, port=server_port)
+                                    host=server_address or figures.address, port=server_port,
+                                    pods=lambda: [p for p in map(self.workers.pod, self.workers.known()) if p],
+                                    stats=self.stats_summary)
+        self._rates = Rates()
         self.server_port = 0
         self.pod_cidr_given = pod_cidr_given
         self.image_gc_period = image_gc_period
@@ -193,6 +197,10 @@ class NodeAgent:
         if pod is not None:
             self.recorder.event(pod, "Warning", event.reason, event.message,
                                 field_path=f"spec.containers{{{event.container_name}}}")
+
+    async def stats_summary(self) -> Obj:
+        """Resource usage of the node and its pods (the server's /stats/summary)."""
+        return await stats.collect(self.runtime, self.node_name, self._host, self.workers.pod, self._rates)
 
     async def rotate_logs(self) -> None:
         """Rotate the logs of running containers that outgrew their size (logs.py)."""

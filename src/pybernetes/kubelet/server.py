@@ -9,6 +9,7 @@
   and message (a plain ``LookupError`` with 404), as plain text, as upstream's kubelet does.
 - ``GET /healthz``: ``ok``.
 - ``GET /pods``: the pods the kubelet runs (a PodList), when the agent gives a way to list them.
+- ``GET /stats/summary``: the node's and its pods' resource usage (stats.py), when given.
 
 No TLS and no authentication or authorization yet (the security issue adds them, with the
 API server's client certificate): bind it to the address the agent gives, 127.0.0.1 or the
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -113,11 +114,13 @@ class KubeletServer:
 
     def __init__(self, resolver: Resolver, *, host: str, port: int = DEFAULT_PORT,
                  pods: Callable[[], list[Obj]] | None = None,
+                 stats: Callable[[], Awaitable[Obj]] | None = None,
                  poll_interval: float = POLL_INTERVAL) -> None:
         self.resolver = resolver
         self.host = host
         self.port = port
         self.pods = pods
+        self.stats = stats
         self.poll_interval = poll_interval
         self._runner: web.AppRunner | None = None
 
@@ -127,6 +130,7 @@ class KubeletServer:
         app.router.add_get("/pods", self._pods)
         app.router.add_get("/pods/", self._pods)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
+        app.router.add_get("/stats/summary", self._stats_summary)
         return app
 
     async def start(self) -> int:
@@ -158,6 +162,11 @@ class KubeletServer:
             return _text(404, "404 page not found")
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self.pods()}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def _stats_summary(self, request: web.Request) -> web.Response:
+        if self.stats is None:
+            return _text(404, "404 page not found")
+        return web.Response(body=orjson.dumps(await self.stats()), content_type="application/json")
 
     async def _container_logs(self, request: web.Request) -> web.StreamResponse:
         match = request.match_info

@@ -116,3 +116,37 @@ async def test_kubectl_logs_path_through_the_api_server(agent, api_server) -> No
     assert text.splitlines() == ["first", "second"]
     node = await client.get(("", "v1", "nodes"), NODE)
     assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == agent.server_port
+
+
+async def test_the_kubelet_serves_its_pods_and_a_stats_summary(agent) -> None:
+    client = agent.client
+    container = {"name": "busy", "image": IMAGE, "command": ["sh", "-c", "while true; do :; done"]}
+    await client.create(PODS, {"metadata": {"name": "measured"}, "spec": {"nodeName": NODE, "containers": [container]}},
+                        "default")
+
+    async def running():
+        status = await status_of(client, "measured")
+        return status if status.get("phase") == "Running" else None
+
+    await poll(running, what="Running")
+    base = f"http://127.0.0.1:{agent.server_port}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/pods") as response:
+            names = [p["metadata"]["name"] for p in (await response.json())["items"]]
+        assert "measured" in names
+
+        async def measured():
+            async with session.get(f"{base}/stats/summary") as response:
+                body = await response.json()
+            pods = [p for p in body["pods"] if p["podRef"]["name"] == "measured"]
+            if pods and pods[0]["containers"] and "usageNanoCores" in pods[0]["containers"][0]["cpu"]:
+                return body, pods[0]
+            return None
+
+        body, pod = await poll(measured, what="two readings of the pod's usage")
+    assert body["node"]["nodeName"] == NODE and body["node"]["cpu"]["usageCoreNanoSeconds"] > 0
+    assert body["node"]["memory"]["availableBytes"] > 0 and body["node"]["fs"]["capacityBytes"] > 0
+    (busy,) = pod["containers"]
+    assert busy["name"] == "busy" and busy["cpu"]["usageCoreNanoSeconds"] > 0
+    assert busy["cpu"]["usageNanoCores"] > 0 and busy["memory"]["rssBytes"] > 0  # a spinning shell
+    assert pod["cpu"]["usageCoreNanoSeconds"] >= busy["cpu"]["usageCoreNanoSeconds"]
