@@ -7,14 +7,17 @@
 DIR/kubeconfig.yaml and prints how to point kubectl at it; once the API server listens it
 starts ``pybernetes controller-manager`` and ``pybernetes scheduler`` as supervised child
 processes (restarted if they exit, stopped before the server).  ``pybernetes up`` takes the
-same flags; later it also supervises the node agent.
+same flags and also supervises a node agent (``--disable-agent``: none).
+
+``pybernetes agent --server URL | --kubeconfig FILE`` is the node agent (kubelet/agent.py)
+with the runtime ``--runtime`` names (auto: runc as root when installed, else process).
 
 ``pybernetes controller-manager --kubeconfig FILE`` runs the controllers under leader
 election (the flags follow kube-controller-manager's: ``--controllers``, ``--leader-elect*``,
 ``--kube-api-qps``, ``--cluster-cidr`` ...) and exits 1 when it loses the lease;
 ``pybernetes scheduler --kubeconfig FILE [--config FILE]`` does the same for the scheduler.
 
-``pybernetes image import FILE | ls | rm REF [--data-dir DIR]`` manages the node's image store
+``pybernetes image import FILE | pull REF | ls | rm REF [--data-dir DIR]`` manages the node's image store
 in DIR/images (kubelet/runtime/images.py); exit 1 with a message on errors.
 """
 
