@@ -185,7 +185,8 @@ def _add_agent_flags(parser: argparse.ArgumentParser, *, standalone: bool) -> No
         parser.add_argument("--data-dir", type=Path, default=None)
         parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error", "critical"))
     parser.add_argument("--node-name", default=None, help="default: this host's name")
-    parser.add_argument("--node-ip", default=None, help="the address the node reports (default: the host's)")
+    parser.add_argument("--node-ip", default=None,
+                        help="the address the node reports (default: the host's; with up: 127.0.0.1)")
     parser.add_argument("--runtime", choices=("auto", "runc", "process", "simulated"), default="auto",
                         help="auto: runc as root when runc is installed, else process")
     parser.add_argument("--kubelet-port", type=int, default=10250,
@@ -442,7 +443,9 @@ def run_api_server(args: argparse.Namespace) -> int:
     if args.command == "up" and not args.disable_agent:
         agent_args = ["--kubeconfig", str(kubeconfig), "--data-dir", str(data_dir), "--runtime", args.runtime,
                       "--kubelet-port", str(args.kubelet_port), "--log-level", args.log_level]
-        for flag, value in (("--node-name", args.node_name), ("--node-ip", args.node_ip),
+        # all in one on this machine: the node's address is the API server's (loopback), so the
+        # kubelet's server and the API server's pods/log proxy stay on it
+        for flag, value in (("--node-name", args.node_name), ("--node-ip", args.node_ip or LISTEN_HOST),
                             ("--pod-cidr", args.pod_cidr), ("--cni-bridge", args.cni_bridge)):
             if value:
                 agent_args += [flag, value]
