@@ -42,6 +42,33 @@ def host_cpu_ns() -> int:
     return busy * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
+def host_network() -> list[Obj]:
+    """The host's own interfaces' counters (/proc/net/dev), without loopback and the pods'
+    veth ends; the interface of the default route first (upstream's node network figures)."""
+    default = ""
+    try:
+        with open("/proc/net/route") as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000":
+                    default = fields[0]
+                    break
+        with open("/proc/net/dev") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        name, _, rest = line.partition(":")
+        name = name.strip()
+        if name == "lo" or name.startswith("veth"):
+            continue
+        v = [int(x) for x in rest.split()]
+        out.append({"name": name, "rxBytes": v[0], "rxErrors": v[2], "txBytes": v[8], "txErrors": v[10]})
+    out.sort(key=lambda i: i["name"] != default)
+    return out
+
+
 class Rates:
     """``usageNanoCores`` from two readings of a cumulative CPU time."""
 
@@ -70,7 +97,7 @@ def _cpu(rates: Rates, key: str, stats_time: int, cpu_ns: int) -> Obj:
 
 def summary(node_name: str, host: HostFigures, host_cpu: int, now_ns: int,
             pods: list[tuple[Obj, PodSandboxStats | None, list[tuple[str, int, ContainerStats]]]],
-            rates: Rates) -> Obj:
+            rates: Rates, interfaces: list[Obj] | None = None) -> Obj:
     """``pods``: for each pod, its object, its sandbox's network figures and, per running
     container, (name, start time in ns, stats)."""
     node = {
@@ -82,6 +109,8 @@ def summary(node_name: str, host: HostFigures, host_cpu: int, now_ns: int,
         "fs": {"time": _time(now_ns), "availableBytes": host.disk_available, "capacityBytes": host.disk_total,
                "usedBytes": host.disk_total - host.disk_available},
     }
+    if interfaces:
+        node["network"] = {"time": _time(now_ns), **interfaces[0], "interfaces": interfaces}
     out_pods = []
     for pod, network, containers in pods:
         meta = pod.get("metadata") or {}
@@ -136,4 +165,4 @@ async def collect(runtime: Runtime, node_name: str, host: Callable[[], HostFigur
     keys = {"node"} | {p[0]["metadata"]["uid"] for p in pods} | {
         f"{p[0]['metadata']['uid']}/{name}" for p in pods for name, _, _ in p[2]}
     rates.keep(keys)
-    return summary(node_name, host(), host_cpu_ns(), time.time_ns(), pods, rates)
+    return summary(node_name, host(), host_cpu_ns(), time.time_ns(), pods, rates, host_network())

@@ -146,6 +146,8 @@ async def test_the_kubelet_serves_its_pods_and_a_stats_summary(agent) -> None:
         body, pod = await poll(measured, what="two readings of the pod's usage")
     assert body["node"]["nodeName"] == NODE and body["node"]["cpu"]["usageCoreNanoSeconds"] > 0
     assert body["node"]["memory"]["availableBytes"] > 0 and body["node"]["fs"]["capacityBytes"] > 0
+    network = body["node"]["network"]
+    assert network["name"] != "lo" and network["rxBytes"] >= 0 and network["interfaces"][0]["name"] == network["name"]
     (busy,) = pod["containers"]
     assert busy["name"] == "busy" and busy["cpu"]["usageCoreNanoSeconds"] > 0
     assert busy["cpu"]["usageNanoCores"] > 0 and busy["memory"]["rssBytes"] > 0  # a spinning shell
