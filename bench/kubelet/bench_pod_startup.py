@@ -167,6 +167,7 @@ def remove_leftovers(data_dir: str) -> None:
 
     asyncio.run(clean())
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+    subprocess.run(["nft", "delete", "table", "ip", f"pybernetes-masq-{BRIDGE}"], capture_output=True, check=False)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

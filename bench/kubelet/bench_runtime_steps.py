@@ -2,8 +2,8 @@
 
 Medians over N runs (default 20) of:
 
-- the floor, by hand: ``ip netns add``; a CNI ``bridge`` ADD (host-local IPAM, ipMasq) into a
-  fresh namespace; ``runc run -d`` of a busybox container on a ready overlay root;
+- the floor, by hand: ``ip netns add``; a CNI ``bridge`` ADD (host-local IPAM; no ipMasq, as the
+  runtime masquerades once per node — masquerade.py) into a fresh namespace; ``runc run -d`` of a busybox container on a ready overlay root;
 - pybernetes' own: the in-process namespace creation (kernel.create_namespaces), and
   RuncRuntime's ``run_pod_sandbox``, ``create_container`` and ``start_container`` (conmon +
   runc create + runc start) of the same image, and the three together;
@@ -79,7 +79,8 @@ class Floor:
     def cni_add(self, i: int) -> float:
         name = f"pybb-{self.tag}-cni{i}"
         run("ip", "netns", "add", name)
-        conflist = cni.pod_network(name="bench", bridge=self.bridge, subnet=self.cidr, data_dir=str(self.work / "ipam"))
+        conflist = cni.pod_network(name="bench", bridge=self.bridge, subnet=self.cidr, data_dir=str(self.work / "ipam"),
+                                   ip_masq=False)
         plugin = conflist["plugins"][0]
         stdin = json.dumps(cni.plugin_input(conflist, plugin, None)).encode()
         env = {"CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}", "CNI_IFNAME": "eth0",

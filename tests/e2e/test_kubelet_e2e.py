@@ -105,6 +105,7 @@ def _remove_leftovers(data_dir: Path) -> None:
     if (data_dir / "agent" / "runc").exists():
         asyncio.run(clean())
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+    subprocess.run(["nft", "delete", "table", "ip", f"pybernetes-masq-{BRIDGE}"], capture_output=True, check=False)
 
 
 def apply(cluster: Cluster, manifest: str) -> None:

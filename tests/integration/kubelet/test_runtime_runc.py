@@ -116,6 +116,7 @@ def _cleanup(node: Node) -> None:
     for sandbox_id in ids:
         kernel.remove_namespace(Path("/run/netns") / f"pyb-{sandbox_id[:12]}")
     subprocess.run(["ip", "link", "del", node.options["bridge"]], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", f"pybernetes-masq-{node.options['bridge']}"], capture_output=True)
     node.runtime.cgroups.remove(node.options["cgroup_root"])
     with open("/proc/self/mountinfo") as mountinfo:
         stray = [line.split()[4] for line in mountinfo if str(node.root) in line.split()[4]]
@@ -553,3 +554,26 @@ async def test_a_removal_cut_short_is_finished_by_the_next_runtime(node) -> None
     assert not (Path("/run/netns") / f"pyb-{torn[:12]}").exists()
     await restarted.remove_pod_sandbox(half)  # the missing container does not stop it
     assert await restarted.list_pod_sandboxes() == []
+
+
+
+def _nft_table(bridge: str) -> str:
+    listed = subprocess.run(["nft", "list", "table", "ip", f"pybernetes-masq-{bridge}"], capture_output=True, text=True)
+    return listed.stdout if listed.returncode == 0 else ""
+
+
+async def test_pod_traffic_is_masqueraded_by_one_node_rule_that_goes_with_the_last_pod(node) -> None:
+    if shutil.which("nft") is None:
+        pytest.skip("nft is not installed (make test installs nftables)")
+    runtime, bridge = node.runtime, node.options["bridge"]
+    assert _nft_table(bridge) == ""
+    a = await runtime.run_pod_sandbox(PodSandboxConfig(name="a", namespace="default", uid="uid-a", hostname="a"))
+    b = await runtime.run_pod_sandbox(PodSandboxConfig(name="b", namespace="default", uid="uid-b", hostname="b"))
+    table = _nft_table(bridge)
+    cidr = node.options["pod_cidr"]
+    assert f"ip saddr {cidr} ip daddr != {cidr}" in table and "masquerade" in table
+    assert cidr not in _nat_rules()  # no per-pod ipMasq rules
+    await runtime.remove_pod_sandbox(a)
+    assert _nft_table(bridge)  # b still needs it
+    await runtime.remove_pod_sandbox(b)
+    assert _nft_table(bridge) == ""

@@ -111,3 +111,15 @@ async def test_a_failed_add_deletes_what_was_added_and_reports_the_plugins_messa
     with pytest.raises(RuntimeError_) as err:
         await cni.CniRunner(str(tmp_path / "nowhere")).add(conflist("first"), "cid", "/ns")
     assert err.value.reason == "NetworkPluginNotReady"
+
+
+def test_the_node_masquerades_once_instead_of_per_pod() -> None:
+    from pybernetes.kubelet.runtime import masquerade
+
+    conf = cni.pod_network(name="n", bridge="b0", subnet="10.42.0.0/24", data_dir="/x", ip_masq=False)
+    assert conf["plugins"][0]["ipMasq"] is False
+    script = masquerade.ruleset("b0", "10.42.0.0/24")
+    assert script.startswith("add table ip pybernetes-masq-b0\ndelete table ip pybernetes-masq-b0\n")
+    assert "type nat hook postrouting priority 100; policy accept;" in script
+    assert "ip saddr 10.42.0.0/24 ip daddr != 10.42.0.0/24 ip daddr != 224.0.0.0/4 masquerade" in script
+    assert "ip6 saddr fd00::/64" in masquerade.ruleset("b0", "fd00::/64")

@@ -33,12 +33,13 @@ PLUGIN_TIMEOUT = 60.0
 
 
 def pod_network(*, name: str, bridge: str, subnet: str, data_dir: str, host_ports: bool = False,
-                mtu: int = 0) -> dict[str, Any]:
-    """The node's network configuration list (see the module docstring)."""
+                mtu: int = 0, ip_masq: bool = True) -> dict[str, Any]:
+    """The node's network configuration list (see the module docstring); ``ip_masq`` False
+    when the node masquerades once for all pods (masquerade.py)."""
     network = ipaddress.ip_network(subnet, strict=False)
     default = "0.0.0.0/0" if network.version == 4 else "::/0"
     bridge_conf: dict[str, Any] = {
-        "type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True, "hairpinMode": True,
+        "type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": ip_masq, "hairpinMode": True,
         "ipam": {"type": "host-local", "ranges": [[{"subnet": str(network)}]], "routes": [{"dst": default}],
                  "dataDir": data_dir},
     }

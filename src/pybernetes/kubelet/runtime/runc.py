@@ -48,6 +48,7 @@ from pybernetes.kubelet.runtime import cni, kernel, ocispec
 from pybernetes.kubelet.runtime.cgroups import Layout
 from pybernetes.kubelet.runtime.conmon import Monitor, Started
 from pybernetes.kubelet.runtime.images import ImageStore
+from pybernetes.kubelet.runtime.masquerade import NodeMasquerade
 from pybernetes.kubelet.runtime.protocol import (
     ContainerConfig,
     ContainerState,
@@ -124,6 +125,8 @@ class RuncRuntime:
         self.seccomp_root = Path(seccomp_root) if seccomp_root else self.root / "seccomp"
         self.mtu = mtu
         self.cni = cni.CniRunner(cni_bin_dir)
+        # one masquerade rule for the node in nftables, else the bridge plugin's per-pod ipMasq
+        self.masquerade = NodeMasquerade(bridge) if NodeMasquerade.available() else None
         self.cgroups = Layout.detect()
         for sub in ("sandboxes", "containers", "cni"):
             (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -216,9 +219,12 @@ class RuncRuntime:
 
     async def _network_up(self, record: SandboxRecord) -> None:
         config = record.status.config
+        if self.masquerade is not None:
+            await self.masquerade.ensure(self.pod_cidr)
         conflist = cni.pod_network(name=self.network_name, bridge=self.bridge, subnet=self.pod_cidr,
                                    data_dir=str(self.root / "cni" / "networks"),
-                                   host_ports=any(p.host_port for p in config.port_mappings), mtu=self.mtu)
+                                   host_ports=any(p.host_port for p in config.port_mappings), mtu=self.mtu,
+                                   ip_masq=self.masquerade is None)
         args = cni.cni_args(config.namespace, config.name, config.uid, record.status.id)
         rt_config = cni.runtime_config(config.port_mappings)
         record.cni = {"conflist": conflist, "args": args, "runtime_config": rt_config, "result": None}
@@ -281,6 +287,8 @@ class RuncRuntime:
             raise RuntimeError_("RemovePodSandboxError", f"sandbox {record.status.id[:12]} still has mounts")
         shutil.rmtree(record.directory, ignore_errors=True)
         self._sandboxes.pop(record.status.id, None)
+        if self.masquerade is not None and record.netns:  # the last pod network takes the node's rule
+            await self.masquerade.drop(lambda: any(s.netns for s in self._sandboxes.values()))
 
     async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
         record = self._sandboxes.get(sandbox_id)
