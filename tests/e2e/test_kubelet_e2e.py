@@ -282,13 +282,14 @@ spec:
   containers:
   - name: web
     image: {image}
-    command: [sh, -c, "mkdir -p /www && (sleep 6; echo ok > /www/ready) & exec httpd -f -p 80 -h /www"]
+    command: [sh, -c, "mkdir -p /www; (sleep 6; echo ok > /www/ready) & exec httpd -f -p 80 -h /www"]
     readinessProbe: {{httpGet: {{path: /ready, port: 80}}, periodSeconds: 1}}
 """)
     running = poll(phase_is(cluster, "gated", "Running"), "Running", timeout=90)
     if not is_ready(running):  # seen before the file appeared: not Ready yet
         assert running["status"]["containerStatuses"][0]["ready"] is False
     poll(lambda: is_ready(pod(cluster, "gated")), "Ready once the probe passes", timeout=60)
+    assert pod(cluster, "gated")["status"]["containerStatuses"][0]["restartCount"] == 0
     cluster.kubectl("delete", "pod", "gated")
 
 
