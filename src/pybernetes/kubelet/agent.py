@@ -109,7 +109,7 @@ class NodeAgent:
             allocatable=lambda: self.allocatable)
         self.volumes = VolumeManager(client, root / "pods", node_name, data_dir=root)
         self.syncer.volumes = self.volumes
-        self.reclaimer = LocalPathReclaimer(client, node_name)
+        self.reclaimer = LocalPathReclaimer(client, node_name, claim_in_use=self._claim_in_use)
         self.workers = PodWorkers(self.syncer, self.status_manager, relist_period=relist_period)
         self.probes = ProbeManager(runtime, self.workers.wake, on_event=self._probe_event)
         self.syncer.probes = self.probes
@@ -188,6 +188,21 @@ class NodeAgent:
         removed = await asyncio.to_thread(store.gc_unused, in_use, min_age=IMAGE_MIN_AGE)
         if removed:
             log.info("image GC removed %s", removed)
+
+    def _claim_in_use(self, namespace: str, claim: str) -> bool:
+        """A pod of this node that has not finished still mounts the claim (a claim can be
+        deleted under it: its local-path data must wait)."""
+        for pod in self.pods.indexer.list():
+            meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+            if meta.get("namespace") != namespace or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            for volume in spec.get("volumes") or []:
+                name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+                if volume.get("ephemeral") is not None:
+                    name = f"{meta.get('name')}-{volume.get('name')}"
+                if name == claim:
+                    return True
+        return False
 
     def _find_pod(self, namespace: str, name: str) -> Obj | None:
         return self.pods.indexer.get(f"{namespace}/{name}")

@@ -96,10 +96,23 @@ async def test_a_claim_is_provisioned_bound_and_reclaimed(cluster: Any, tmp_path
     (tmp_path / "storage" / f"pvc-{uid}_default_data").mkdir(parents=True)
     (tmp_path / "storage" / f"pvc-{uid}_default_data" / "file").write_text("data")
     other = LocalPathReclaimer(cluster.client, "n2")
-    mine = LocalPathReclaimer(cluster.client, "n1")
+    in_use = {("default", "data")}  # a pod on n1 still has the claim mounted
+    mine = LocalPathReclaimer(cluster.client, "n1", claim_in_use=lambda ns, name: (ns, name) in in_use,
+                              busy_retry=0.2)
     tasks = [asyncio.create_task(other.run()), asyncio.create_task(mine.run())]
     try:
         await cluster.client.delete(PVCS, "data", NS)
+
+        async def released() -> Any:
+            pv = await get_or_none(cluster, PVS, f"pvc-{uid}")
+            return pv is not None and (pv.get("status") or {}).get("phase") == "Released"
+
+        await cluster.wait_for(released, message="the PV Released")
+        # looked at again and again, and kept while the pod uses it
+        await cluster.wait_for(lambda: mine.kept >= 3, message="the reclaimer kept the volume in use")
+        assert (tmp_path / "storage" / f"pvc-{uid}_default_data" / "file").read_text() == "data"
+        assert mine.reclaimed == 0
+        in_use.clear()  # the pod is gone
         await cluster.wait_for(lambda: mine.reclaimed == 1, message="n1 reclaimed the volume")
         await cluster.wait_for(lambda: _gone(cluster, f"pvc-{uid}"), message="PV deleted")
         assert not (tmp_path / "storage" / f"pvc-{uid}_default_data").exists()

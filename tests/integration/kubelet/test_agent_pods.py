@@ -345,3 +345,18 @@ def test_pull_policy_defaults() -> None:
     assert pod_sync.pull_policy({"image": "reg:5000/busybox"}) == "Always"
     assert pod_sync.pull_policy({"image": "busybox@sha256:" + "a" * 64}) == "IfNotPresent"
     assert pod_sync.pull_policy({"image": "busybox", "imagePullPolicy": "Never"}) == "Never"
+
+
+async def test_a_claim_is_in_use_while_a_pod_of_the_node_that_has_not_finished_mounts_it(client, tmp_path) -> None:
+    agent = NodeAgent(client, NODE, SimulatedRuntime(), str(tmp_path))
+    using = pod("user", [{"name": "c", "image": "i"}],
+                volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
+                         {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}])
+    using["metadata"]["uid"] = "u1"
+    agent.pods.indexer.update(using)
+    assert agent._claim_in_use("default", "data")
+    assert agent._claim_in_use("default", "user-scratch")  # a generic ephemeral volume's claim
+    assert not agent._claim_in_use("other", "data") and not agent._claim_in_use("default", "else")
+    finished = {**using, "status": {"phase": "Succeeded"}}
+    agent.pods.indexer.update(finished)
+    assert not agent._claim_in_use("default", "data")

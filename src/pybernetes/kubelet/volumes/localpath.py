@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from pybernetes.client.errors import ApiError, Conflict, ConnectionFailed, NotFound
@@ -79,13 +80,23 @@ def remove_volume_dir(path: str) -> None:
         os.unlink(path)
 
 
+BUSY_RETRY = 10.0  # seconds before a volume still in use is looked at again
+
+
 class LocalPathReclaimer:
-    def __init__(self, client: RestClient, node_name: str) -> None:
+    def __init__(self, client: RestClient, node_name: str, *,
+                 claim_in_use: Callable[[str, str], bool] = lambda namespace, claim: False,
+                 busy_retry: float = BUSY_RETRY) -> None:
         self.client = client
         self.node_name = node_name
+        # (namespace, claim) -> a pod on this node still uses it: its data is not deleted yet
+        # (there is no pvc-protection finalizer: a claim can be deleted under a running pod)
+        self.claim_in_use = claim_in_use
+        self.busy_retry = busy_retry
         self.informer = SharedInformer(client, PVS)
         self.queue = RateLimitingQueue(default_controller_rate_limiter(), name="local-path-reclaimer")
         self.reclaimed = 0  # volumes whose data this node removed (tests and metrics)
+        self.kept = 0  # times a released volume was kept because a pod here still used it
         self.informer.add_event_handler(self._changed, lambda old, new: self._changed(new))
 
     def _changed(self, pv: Obj) -> None:
@@ -124,6 +135,13 @@ class LocalPathReclaimer:
             return False
         path = reclaimable_path(pv, self.node_name)
         if path is None:
+            return False
+        claim = _d(_d(pv.get("spec")).get("claimRef"))
+        if self.claim_in_use(str(claim.get("namespace") or ""), str(claim.get("name") or "")):
+            log.info("local-path: volume %s is released but a pod here still uses claim %s/%s: kept for now",
+                     name, claim.get("namespace"), claim.get("name"))
+            self.kept += 1
+            self.queue.add_after(name, self.busy_retry)
             return False
         log.info("local-path: deleting %s, the data of released volume %s", path, name)
         await asyncio.to_thread(remove_volume_dir, path)
