@@ -74,7 +74,7 @@ def node() -> Iterator[tuple[Cluster, str]]:
         def ready():
             nodes = cluster.get("nodes")["items"]
             return any(c["type"] == "Ready" and c["status"] == "True"
-                       for n in nodes for c in n["status"].get("conditions", []))
+                       for n in nodes for c in (n.get("status") or {}).get("conditions", []))
 
         poll(ready, "the node Ready", timeout=60)
         yield cluster, f"{registry.host}/busybox:1"
