@@ -38,14 +38,17 @@ def query_bool(query: Mapping[str, str], key: str) -> bool:
     raise bad_request(f'invalid boolean value "{value}" for query parameter "{key}"')
 
 
-def _int(query: Mapping[str, str], key: str) -> int | None:
+def query_int(query: Mapping[str, str], key: str,
+              invalid: str = 'invalid integer value "{value}" for query parameter "{key}"') -> int | None:
+    """An integer query parameter (None when absent or empty); a 400 with ``invalid``
+    (formatted with value and key) when it is not one."""
     value = query.get(key)
     if value is None or value == "":
         return None
     try:
         return int(value)
     except ValueError:
-        raise bad_request(f'invalid integer value "{value}" for query parameter "{key}"') from None
+        raise bad_request(invalid.format(value=value, key=key)) from None
 
 
 def _invalid_options(kind: str, errors: list[FieldError]) -> StatusError:
@@ -91,13 +94,13 @@ def list_options(query: Mapping[str, str], *, watch: bool) -> ListOptions:
         return opts
     opts.label_selector = query.get("labelSelector", "")
     opts.field_selector = query.get("fieldSelector", "")
-    limit = _int(query, "limit")
+    limit = query_int(query, "limit")
     if limit is not None and limit > 0 and not watch:
         opts.limit = limit
     opts.continue_token = query.get("continue", "")
     opts.resource_version = query.get("resourceVersion", "")
     opts.resource_version_match = query.get("resourceVersionMatch", "")
-    timeout = _int(query, "timeoutSeconds")
+    timeout = query_int(query, "timeoutSeconds")
     if timeout is not None:
         opts.timeout_seconds = max(timeout, 0)
     opts.allow_bookmarks = query_bool(query, "allowWatchBookmarks")
@@ -168,7 +171,7 @@ def delete_options(query: Mapping[str, str], body: Any) -> dict[str, Any]:
             raise bad_request(f'the kind in the body ({kind}) is not DeleteOptions')
         options = {k: v for k, v in body.items() if k not in ("kind", "apiVersion")}
     if query:
-        grace = _int(query, "gracePeriodSeconds")
+        grace = query_int(query, "gracePeriodSeconds")
         if grace is not None:
             options["gracePeriodSeconds"] = grace
         policy = query.get("propagationPolicy")

@@ -39,7 +39,7 @@ import aiohttp
 from aiohttp import web
 
 from pybernetes.apiserver.handlers import ResourceHandlers
-from pybernetes.apiserver.params import query_bool
+from pybernetes.apiserver.params import query_bool, query_int
 from pybernetes.apiserver.pipeline import UserInfo
 from pybernetes.apiserver.requestinfo import RequestInfo
 from pybernetes.apiserver.store import ResourceStore
@@ -79,13 +79,7 @@ class PodLogOptions:
 
 
 def _int(query: Mapping[str, str], key: str) -> int | None:
-    value = query.get(key)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+    return query_int(query, key, invalid='strconv.ParseInt: parsing "{value}": invalid syntax')
 
 
 def _since_time(value: str) -> str:

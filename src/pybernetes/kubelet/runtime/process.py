@@ -123,13 +123,9 @@ class ProcessRuntime(TrackedRuntime):
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         sandbox, image = await self._creatable(sandbox_id, config)
-        container_id = self._new_id("container")
         log_dir = sandbox.status.config.log_directory or str(sandbox.directory)
         log_path = str(Path(log_dir) / config.log_path) if config.log_path else ""
-        self._containers[container_id] = _Container(ContainerStatus(
-            container_id, sandbox_id, config, ContainerState.CREATED, now_ns(), image_ref=image.id, log_path=log_path))
-        sandbox.containers.add(container_id)
-        return container_id
+        return self._record_container(sandbox, config, image, log_path, _Container)
 
     def _environment(self, config: ContainerConfig) -> dict[str, str]:
         env = {"PATH": DEFAULT_PATH, "HOSTNAME": ""}
@@ -137,11 +133,8 @@ class ProcessRuntime(TrackedRuntime):
         return env
 
     async def start_container(self, container_id: str) -> None:
-        container = self._get(container_id)
+        container = self._startable(container_id)
         status = container.status
-        if status.state is not ContainerState.CREATED:
-            raise RuntimeError_("RunContainerError", f"container {container_id!r} is {status.state.value}, "
-                                "not created")
         config = status.config
         argv = [*config.command, *config.args]
         if not config.command:

@@ -87,20 +87,13 @@ class SimulatedRuntime(TrackedRuntime):
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         sandbox, image = await self._creatable(sandbox_id, config)
-        container_id = self._new_id("container")
         log_dir = sandbox.status.config.log_directory
         log_path = f"{log_dir}/{config.log_path}" if log_dir and config.log_path else ""
-        self._containers[container_id] = _Container(ContainerStatus(
-            container_id, sandbox_id, config, ContainerState.CREATED, now_ns(), image_ref=image.id, log_path=log_path))
-        sandbox.containers.add(container_id)
-        return container_id
+        return self._record_container(sandbox, config, image, log_path, _Container)
 
     async def start_container(self, container_id: str) -> None:
-        container = self._get(container_id)
+        container = self._startable(container_id)
         status = container.status
-        if status.state is not ContainerState.CREATED:
-            raise RuntimeError_("RunContainerError", f"container {container_id!r} is {status.state.value}, "
-                                "not created")
         status.state = ContainerState.RUNNING
         status.started_at = now_ns()
         after = self._behaviour(status, EXIT_AFTER)

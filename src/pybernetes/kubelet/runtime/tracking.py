@@ -16,11 +16,13 @@ import asyncio
 import hashlib
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from pybernetes.kubelet.runtime.protocol import (
     ContainerConfig,
+    ContainerState,
     ContainerStats,
     ContainerStatus,
     Image,
@@ -142,6 +144,24 @@ class TrackedRuntime:
         if image is None:
             raise RuntimeError_("CreateContainerError", f"image {config.image!r} is not present")
         return sandbox, image
+
+    def _record_container(self, sandbox: Any, config: ContainerConfig, image: Image, log_path: str,
+                          record: Callable[[ContainerStatus], Any]) -> str:
+        """Keep a new container (``record`` wraps its status in the backend's record)."""
+        container_id = self._new_id("container")
+        self._containers[container_id] = record(ContainerStatus(
+            container_id, sandbox.status.id, config, ContainerState.CREATED, now_ns(), image_ref=image.id,
+            log_path=log_path))
+        sandbox.containers.add(container_id)
+        return container_id
+
+    def _startable(self, container_id: str) -> Any:
+        """The record of a container that may be started (RunContainerError otherwise)."""
+        container = self._get(container_id)
+        state = container.status.state
+        if state is not ContainerState.CREATED:
+            raise RuntimeError_("RunContainerError", f"container {container_id!r} is {state.value}, not created")
+        return container
 
     def _forget_container(self, container_id: str) -> None:
         container = self._containers.pop(container_id)
