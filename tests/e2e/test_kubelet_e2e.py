@@ -13,118 +13,33 @@ behind once the pods are gone (containers, namespaces, CNI allocations, mounts, 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_cluster import Cluster, free_port, poll
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-import busybox_image  # noqa: E402
-from registry import DockerRegistry  # noqa: E402
+from e2e_cluster import Cluster, poll
+from e2e_node import apply, is_ready, missing, node_cluster, phase_is
 
 pytestmark = pytest.mark.e2e
-KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 NODE = "e2e-node"
 POD_CIDR = "10.77.0.0/24"
 BRIDGE = "pybe2e0"  # not the default pyb0: a cluster the developer runs keeps its own
-NEEDS = ("runc", "conmon", "docker-registry", "skopeo", "ip")
-
-
-def _missing() -> str:
-    if os.geteuid() != 0:
-        return "needs root (runc, network namespaces, mounts)"
-    for binary in NEEDS:
-        if shutil.which(binary) is None:
-            return f"{binary} is not installed (make test installs it)"
-    if not Path("/usr/lib/cni/bridge").exists():
-        return "the CNI plugins are not installed (containernetworking-plugins)"
-    if not busybox_image.available():
-        return "busybox-static is not installed"
-    if not Path(KUBECTL).exists():
-        return f"{KUBECTL} is missing"
-    return ""
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[tuple[Cluster, str]]:
     """The cluster (control plane + a runc node) and the image reference to use."""
-    why = _missing()
+    why = missing()
     if why:
         pytest.skip(why)
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)  # a killed run's
-    root = Path(tempfile.mkdtemp(prefix="pyb-e2e-node-"))
-    registry = DockerRegistry(root / "registry")
-    registry.start()
-    cluster = Cluster(root, KUBECTL, command="up", extra=(
-        "--runtime", "runc", "--node-name", NODE, "--node-ip", "127.0.0.1", "--kubelet-port", str(free_port()),
-        "--pod-cidr", POD_CIDR, "--cni-bridge", BRIDGE))
-    try:
-        layout = root / "busybox-layout"
-        busybox_image.build_layout(layout, "busybox:1")
-        registry.push(layout, "1", "busybox:1")
-        cluster.start()
-
-        def ready():
-            nodes = cluster.get("nodes")["items"]
-            return any(c["type"] == "Ready" and c["status"] == "True"
-                       for n in nodes for c in (n.get("status") or {}).get("conditions", []))
-
-        poll(ready, "the node Ready", timeout=60)
-        yield cluster, f"{registry.host}/busybox:1"
-    finally:
-        try:
-            if cluster.process is not None and cluster.process.poll() is None:
-                cluster.kubectl("delete", "deployments,pods,pvc", "--all", "--wait=false", check=False)
-                poll(lambda: not cluster.get("pods")["items"], "every pod gone", timeout=90)
-        finally:
-            cluster.stop()
-            _remove_leftovers(cluster.data_dir)
-            registry.stop()
-            shutil.rmtree(root, ignore_errors=True)
-
-
-def _remove_leftovers(data_dir: Path) -> None:
-    """Whatever a failed test left: the runtime's sandboxes (and their containers, namespaces,
-    CNI allocations, mounts, cgroups), then the bridge."""
-    import asyncio
-
-    from pybernetes.kubelet import runtimes
-
-    async def clean() -> None:
-        runtime = runtimes.build("runc", data_dir, pod_cidr=POD_CIDR, bridge=BRIDGE)
-        for sandbox in await runtime.list_pod_sandboxes():
-            await runtime.remove_pod_sandbox(sandbox.id)
-
-    if (data_dir / "agent" / "runc").exists():
-        asyncio.run(clean())
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
-    subprocess.run(["nft", "delete", "table", "ip", f"pybernetes-masq-{BRIDGE}"], capture_output=True, check=False)
-
-
-def apply(cluster: Cluster, manifest: str) -> None:
-    cluster.kubectl("apply", "-f", "-", input=manifest)
+    with node_cluster(NODE, POD_CIDR, BRIDGE) as (cluster, image):
+        yield cluster, image
 
 
 def pod(cluster: Cluster, name: str) -> dict:
     return cluster.get("pod", name)
-
-
-def phase_is(cluster: Cluster, name: str, *phases: str):
-    def check():
-        found = pod(cluster, name)
-        return found if found.get("status", {}).get("phase") in phases else None
-    return check
-
-
-def is_ready(obj: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
 
 
 def http_get(ip: str, port: int = 80, path: str = "/") -> str:

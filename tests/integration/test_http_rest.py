@@ -239,6 +239,16 @@ async def test_default_namespaces_exist(http):
     assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
 
 
+async def test_the_cluster_dns_service_exists_on_the_tenth_address(http):
+    async with http.get("/api/v1/namespaces/kube-system/services/kube-dns") as resp:
+        assert resp.status == 200, await resp.text()
+        svc = await resp.json()
+    assert svc["spec"]["clusterIP"] == "10.43.0.10"  # the default service CIDR 10.43.0.0/16
+    assert "selector" not in svc["spec"]  # each node's DNS server publishes its own slice
+    assert [(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
+        ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
+
+
 async def test_namespace_delete_and_finalize(http):
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}
     assert (await create(http, "/api/v1/namespaces", ns))[0] == 201

@@ -89,7 +89,7 @@ class NodeAgent:
         self._tasks = TaskSet(f"agent/{node_name}")
         self.node_uid = ""
         self.run_pods = run_pods
-        self.cluster_dns = cluster_dns or []
+        self.cluster_dns_given = list(cluster_dns or [])  # --cluster-dns; [] = kube-system/kube-dns's ClusterIP
         self.cluster_domain = cluster_domain
         self.allocatable: dict[str, str] = {}
         self.recorder = EventRecorder(client, "kubelet", host=node_name)
@@ -105,8 +105,8 @@ class NodeAgent:
                              pull_credentials=lambda pod, image: runtimes.pull_credentials(pod, image, self._secret)),
             node_name=node_name, node_ip=figures.address, pods_dir=root / "pods", logs_root=root / "logs" / "pods",
             recorder=self.recorder,
-            dns=lambda pod: dns_config(pod, resolv, self.cluster_dns, self.cluster_domain),
-            allocatable=lambda: self.allocatable)
+            dns=lambda pod: dns_config(pod, resolv, self.cluster_dns(), self.cluster_domain),
+            allocatable=lambda: self.allocatable, cluster_domain=cluster_domain)
         self.volumes = VolumeManager(client, root / "pods", node_name, data_dir=root)
         self.syncer.volumes = self.volumes
         self.reclaimer = LocalPathReclaimer(client, node_name, claim_in_use=self._claim_in_use)
@@ -124,6 +124,16 @@ class NodeAgent:
         self.server_port = 0
         self.pod_cidr_given = pod_cidr_given
         self.image_gc_period = image_gc_period
+
+    def cluster_dns(self) -> list[str]:
+        """The nameservers of ClusterFirst pods: ``--cluster-dns`` if given, else the ClusterIP
+        of the Service kube-system/kube-dns (the API server creates it); none (pods then get the
+        node's resolvers, as upstream without a cluster DNS) when neither exists."""
+        if self.cluster_dns_given:
+            return self.cluster_dns_given
+        service = self.services.indexer.get("kube-system/kube-dns")
+        ip = ((service or {}).get("spec") or {}).get("clusterIP")
+        return [ip] if ip and ip != "None" else []
 
     async def start(self) -> None:
         if self.run_pods:

@@ -68,7 +68,24 @@ def hostname(pod: Obj) -> str:
     return (spec.get("hostname") or (pod.get("metadata") or {}).get("name", ""))[:63]
 
 
-def sandbox_config(pod: Obj, *, attempt: int, logs_root: str, dns: DNSConfig | None) -> PodSandboxConfig:
+def hostname_fqdn(pod: Obj, cluster_domain: str = "cluster.local") -> str:
+    """``<hostname>.<subdomain>.<namespace>.svc.<domain>`` for a pod with a subdomain (a
+    StatefulSet's pods behind their headless Service), else ""."""
+    spec = pod.get("spec") or {}
+    subdomain = spec.get("subdomain")
+    name = hostname(pod)
+    if not subdomain or not name:
+        return ""
+    return f"{name}.{subdomain}.{(pod.get('metadata') or {}).get('namespace', '')}.svc.{cluster_domain}"
+
+
+def host_aliases(pod: Obj) -> list[tuple[str, list[str]]]:
+    return [(str(a.get("ip", "")), [str(h) for h in a.get("hostnames") or []])
+            for a in (pod.get("spec") or {}).get("hostAliases") or [] if a.get("ip")]
+
+
+def sandbox_config(pod: Obj, *, attempt: int, logs_root: str, dns: DNSConfig | None,
+                   cluster_domain: str = "cluster.local") -> PodSandboxConfig:
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     ports = []
     for container in spec.get("containers") or []:
@@ -80,7 +97,8 @@ def sandbox_config(pod: Obj, *, attempt: int, logs_root: str, dns: DNSConfig | N
         name=meta.get("name", ""), namespace=meta.get("namespace", ""), uid=meta.get("uid", ""), attempt=attempt,
         hostname=hostname(pod), host_network=bool(spec.get("hostNetwork")),
         log_directory=log_directory(logs_root, pod), dns=dns, port_mappings=ports, labels=pod_labels(pod),
-        annotations=dict(meta.get("annotations") or {}))  # the runtime places the pod's cgroup
+        annotations=dict(meta.get("annotations") or {}),  # the runtime places the pod's cgroup
+        hostname_fqdn=hostname_fqdn(pod, cluster_domain), host_aliases=host_aliases(pod))
 
 
 def _milli(value: Any) -> int:

@@ -108,8 +108,10 @@ class PodSyncer:
                  logs_root: Path, recorder: Any = None, volumes: Any = None, probes: Any = None,
                  dns: Callable[[Obj], DNSConfig | None] | None = None,
                  allocatable: Callable[[], dict[str, str]] = dict, restart_backoff: Backoff | None = None,
-                 pull_backoff: Backoff | None = None, start_slots: int = START_SLOTS) -> None:
+                 pull_backoff: Backoff | None = None, start_slots: int = START_SLOTS,
+                 cluster_domain: str = "cluster.local") -> None:
         self.runtime = runtime
+        self.cluster_domain = cluster_domain
         self.lookups = lookups
         self.node_name = node_name
         self.node_ip = node_ip
@@ -267,7 +269,8 @@ class PodSyncer:
                           now=_now(), messages=state.messages, terminating=terminating, failure=state.failure)
 
     async def _create_sandbox(self, pod: Obj, state: PodState, attempt: int) -> PodSandboxStatus | None:
-        config = cc.sandbox_config(pod, attempt=attempt, logs_root=str(self.logs_root), dns=self.dns(pod))
+        config = cc.sandbox_config(pod, attempt=attempt, logs_root=str(self.logs_root), dns=self.dns(pod),
+                                   cluster_domain=self.cluster_domain)
         try:
             sandbox_id = await self.runtime.run_pod_sandbox(config)
             return await self.runtime.pod_sandbox_status(sandbox_id)

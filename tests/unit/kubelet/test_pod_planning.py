@@ -224,3 +224,13 @@ def test_container_resources_and_dns() -> None:
     assert cc.dns_config(pod, host, []).servers == ["192.0.2.53"]  # no cluster DNS yet: the node's
     none = cc.dns_config(make_pod([container], dnsPolicy="None", dnsConfig={"nameservers": ["1.1.1.1"]}), host, [])
     assert none.servers == ["1.1.1.1"] and none.searches == []
+
+
+def test_a_pod_with_a_subdomain_knows_its_fully_qualified_name_and_host_aliases() -> None:
+    pod = make_pod([{"name": "c"}], hostname="web-0", subdomain="web",
+                   hostAliases=[{"ip": "10.9.9.9", "hostnames": ["a.local", "b.local"]}])
+    config = cc.sandbox_config(pod, attempt=0, logs_root="/logs", dns=None, cluster_domain="example.org")
+    assert config.hostname == "web-0"
+    assert config.hostname_fqdn == "web-0.web.ns.svc.example.org"
+    assert config.host_aliases == [("10.9.9.9", ["a.local", "b.local"])]
+    assert cc.sandbox_config(make_pod([{"name": "c"}]), attempt=0, logs_root="/l", dns=None).hostname_fqdn == ""

@@ -123,6 +123,9 @@ def test_pod_files() -> None:
     hosts = hosts_file("10.1.0.2", "web-0")
     assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
     assert hosts.endswith("10.1.0.2\tweb-0\n")
+    fqdn = hosts_file("10.1.0.2", "web-0", "web-0.web.ns.svc.cluster.local", [("10.9.9.9", ["a.local", "b.local"])])
+    assert fqdn.endswith("10.1.0.2\tweb-0.web.ns.svc.cluster.local\tweb-0\n\n"
+                         "# Entries added by HostAliases.\n10.9.9.9\ta.local\tb.local\n")
     assert resolv_conf(DNSConfig(["10.96.0.10", "8.8.8.8"], ["ns.svc.cluster.local"], ["ndots:5"])) == (
         "search ns.svc.cluster.local\nnameserver 10.96.0.10\nnameserver 8.8.8.8\noptions ndots:5\n")
 

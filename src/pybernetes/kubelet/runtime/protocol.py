@@ -86,6 +86,8 @@ class PodSandboxConfig:
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup_parent: str = ""
     share_process_namespace: bool = False  # shareProcessNamespace: the containers share one PID namespace
+    hostname_fqdn: str = ""  # <hostname>.<subdomain>.<namespace>.svc.<domain> when the pod has a subdomain
+    host_aliases: list[tuple[str, list[str]]] = field(default_factory=list)  # spec.hostAliases: (ip, names)
 
 
 @dataclass(slots=True)

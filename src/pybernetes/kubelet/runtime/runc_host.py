@@ -136,9 +136,13 @@ def write_pod_files(directory: Path, config: PodSandboxConfig, ip: str, hostname
     /etc/resolv.conf (from its DNS config, else the node's)."""
     (directory / "hostname").write_text(hostname + "\n")
     if config.host_network:
-        shutil.copyfile("/etc/hosts", directory / "hosts")
+        text = Path("/etc/hosts").read_text()
+        if config.host_aliases:  # upstream appends hostAliases to the node's file too
+            text = text.rstrip("\n") + "\n" + hosts_file("", "", host_aliases=config.host_aliases).split(
+                "ip6-allrouters\n", 1)[1]
+        (directory / "hosts").write_text(text)
     else:
-        (directory / "hosts").write_text(hosts_file(ip, hostname))
+        (directory / "hosts").write_text(hosts_file(ip, hostname, config.hostname_fqdn, config.host_aliases))
     if config.dns is not None:
         (directory / "resolv.conf").write_text(resolv_conf(config.dns))
     else:

@@ -82,6 +82,7 @@ def sandbox_config(data: dict[str, Any]) -> PodSandboxConfig:
     dns = data.get("dns")
     data["dns"] = DNSConfig(**_known(DNSConfig, dns)) if dns is not None else None
     data["port_mappings"] = [PortMapping(**_known(PortMapping, p)) for p in data.get("port_mappings") or []]
+    data["host_aliases"] = [(ip, list(names)) for ip, names in data.get("host_aliases") or []]
     return PodSandboxConfig(**data)
 
 
@@ -148,13 +149,18 @@ def load_all(directory: Path, name: str) -> list[dict[str, Any]]:
 
 # -- files a sandbox gives its containers ---------------------------------------------------------
 
-def hosts_file(ip: str, hostname: str, host_aliases: str = "") -> str:
-    """A pod's /etc/hosts as the kubelet writes it (``host_aliases``: extra lines)."""
+def hosts_file(ip: str, hostname: str, fqdn: str = "",
+               host_aliases: list[tuple[str, list[str]]] | None = None) -> str:
+    """A pod's /etc/hosts as the kubelet writes it: the pod's own name (``fqdn`` first when the
+    pod has a subdomain), then the pod's hostAliases."""
     lines = ["# Kubernetes-managed hosts file.", "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix", "fe00::1\tip6-allnodes", "fe00::2\tip6-allrouters"]
     if ip and hostname:
-        lines.append(f"{ip}\t{hostname}")
-    return "\n".join(lines) + "\n" + host_aliases
+        lines.append(f"{ip}\t{fqdn}\t{hostname}" if fqdn else f"{ip}\t{hostname}")
+    if host_aliases:
+        lines += ["", "# Entries added by HostAliases."]
+        lines += [f"{alias_ip}\t" + "\t".join(names) for alias_ip, names in host_aliases if names]
+    return "\n".join(lines) + "\n"
 
 
 def resolv_conf(dns: DNSConfig) -> str:
