@@ -32,6 +32,7 @@ CONTROLLERS: dict[str, str] = {
     "disruption": "pybernetes.controllers.disruption:DisruptionController",
     "persistentvolume-binder": "pybernetes.controllers.persistentvolume:PersistentVolumeBinder",
     "local-path-provisioner": "pybernetes.controllers.localpath_provisioner:LocalPathProvisioner",
+    "service-lb": "pybernetes.controllers.servicelb:ServiceLBController",
 }
 
 
