@@ -48,7 +48,13 @@ class Nft:
         process = await asyncio.create_subprocess_exec(
             *self._argv(*args), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await process.communicate(stdin)
+        try:
+            out, err = await process.communicate(stdin)
+        except BaseException:  # cancelled: a transaction must not commit after its caller gave up
+            if process.returncode is None:
+                process.kill()
+                await asyncio.shield(process.wait())
+            raise
         return process.returncode or 0, out, err
 
     async def apply(self, script: str) -> None:
