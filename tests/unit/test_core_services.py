@@ -49,6 +49,9 @@ def test_defaults_node_port_and_load_balancer():
     assert obj["spec"]["externalTrafficPolicy"] == "Cluster"
     obj = ready(svc(type="LoadBalancer"))
     assert obj["spec"]["allocateLoadBalancerNodePorts"] is True
+    obj = ready(svc(externalIPs=["192.0.2.10"]))  # a ClusterIP Service with externalIPs is external too
+    assert obj["spec"]["externalTrafficPolicy"] == "Cluster"
+    assert S.validate(obj) == []
     obj = ready(svc(sessionAffinity="ClientIP"))
     assert obj["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}
     obj = ready(svc(clusterIP="None", selector=None, ports=[]))

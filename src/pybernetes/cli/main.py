@@ -9,8 +9,8 @@ starts ``pybernetes controller-manager`` and ``pybernetes scheduler`` as supervi
 processes (restarted if they exit, stopped before the server).  ``pybernetes up`` takes the
 same flags and also supervises a node agent (``--disable-agent``: none).
 
-``pybernetes agent --server URL | --kubeconfig FILE`` is the node agent (kubelet/agent.py)
-with the runtime ``--runtime`` names (auto: runc as root when installed, else process).
+``pybernetes agent --server URL | --kubeconfig FILE`` is the node agent (cli/agent.py), which
+also runs the node's ``pybernetes proxy`` and ``pybernetes dns`` (cli/network.py).
 
 ``pybernetes controller-manager --kubeconfig FILE`` runs the controllers under leader
 election (the flags follow kube-controller-manager's: ``--controllers``, ``--leader-elect*``,
@@ -32,18 +32,14 @@ from pathlib import Path
 
 import yaml
 
+from pybernetes.cli.agent import add_agent_flags, run_agent
+from pybernetes.cli.common import boolean, default_data_dir, duration
+from pybernetes.cli.network import add_dns_flags, add_proxy_flags, run_dns, run_proxy
 from pybernetes.cli.supervise import Supervised, python_command
 
 LISTEN_HOST = "127.0.0.1"
 DEFAULT_PORT = 6443
 KUBECONFIG_FILE = "kubeconfig.yaml"
-
-
-def default_data_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/pybernetes")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "pybernetes"
 
 
 def admin_kubeconfig(server_url: str) -> dict:
@@ -87,26 +83,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="a KubeSchedulerConfiguration file for the scheduler")
     parser.add_argument("--controllers", default="*",
                         help="controllers the controller manager runs (default *: all)")
-
-
-def _duration(text: str) -> float:
-    """``15s``, ``1m``, ``500ms`` or plain seconds."""
-    text = text.strip()
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(text[: -len(suffix)]) * scale
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 15s, 1m)") from None
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+    parser.add_argument("--service-lb-pool", default="",
+                        help="addresses for LoadBalancer Services (CIDRs, a.b.c.d-a.b.c.e ranges; "
+                             "default: the nodes' addresses)")
 
 
 def _workers(text: str) -> dict[str, int]:
@@ -126,10 +105,10 @@ def _add_controller_manager_flags(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated: * for all, NAME to add, -NAME to leave out")
     parser.add_argument("--workers", type=_workers, default={},
                         help="worker counts per controller, e.g. deployment=10,replicaset=10")
-    parser.add_argument("--leader-elect", type=_bool, default=True, metavar="BOOL")
-    parser.add_argument("--leader-elect-lease-duration", type=_duration, default=15.0, metavar="DURATION")
-    parser.add_argument("--leader-elect-renew-deadline", type=_duration, default=10.0, metavar="DURATION")
-    parser.add_argument("--leader-elect-retry-period", type=_duration, default=2.0, metavar="DURATION")
+    parser.add_argument("--leader-elect", type=boolean, default=True, metavar="BOOL")
+    parser.add_argument("--leader-elect-lease-duration", type=duration, default=15.0, metavar="DURATION")
+    parser.add_argument("--leader-elect-renew-deadline", type=duration, default=10.0, metavar="DURATION")
+    parser.add_argument("--leader-elect-retry-period", type=duration, default=2.0, metavar="DURATION")
     parser.add_argument("--leader-elect-identity", default="", help="default: hostname_uuid")
     parser.add_argument("--kube-api-qps", type=float, default=1000.0)
     parser.add_argument("--kube-api-burst", type=int, default=2000)
@@ -138,6 +117,9 @@ def _add_controller_manager_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
     parser.add_argument("--local-path-dir", default="/var/lib/pybernetes/storage",
                         help="where the local-path provisioner puts volumes on the nodes")
+    parser.add_argument("--service-lb-pool", default="",
+                        help="addresses for LoadBalancer Services: CIDRs and a.b.c.d-a.b.c.e ranges, "
+                             "comma-separated (default: the nodes' addresses, as k3s's ServiceLB)")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error", "critical"))
 
@@ -147,7 +129,7 @@ def _add_scheduler_flags(parser: argparse.ArgumentParser) -> None:
                         help="kubeconfig of the API server (default: $KUBECONFIG or ~/.kube/config)")
     parser.add_argument("--config", type=Path, default=None,
                         help="a KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file")
-    parser.add_argument("--leader-elect", type=_bool, default=None, metavar="BOOL",
+    parser.add_argument("--leader-elect", type=boolean, default=None, metavar="BOOL",
                         help="default: the configuration's leaderElection.leaderElect (true)")
     parser.add_argument("--leader-elect-identity", default="", help="default: hostname_uuid")
     parser.add_argument("--metrics-port", type=int, default=10259,
@@ -166,34 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the cluster on this machine: the control plane and a node agent")
     _add_server_flags(up)
     up.add_argument("--disable-agent", action="store_true", help="do not start the node agent")
-    _add_agent_flags(up, standalone=False)
+    add_agent_flags(up, standalone=False)
     cm = commands.add_parser("controller-manager", help="run the controllers under leader election")
     _add_controller_manager_flags(cm)
     sched = commands.add_parser("scheduler", help="run the scheduler under leader election")
     _add_scheduler_flags(sched)
     _add_image_commands(commands)
     agent = commands.add_parser("agent", help="run the node agent (kubelet): register this node and run its pods")
-    _add_agent_flags(agent, standalone=True)
+    add_agent_flags(agent, standalone=True)
+    dns = commands.add_parser("dns", help="run a cluster DNS server (the agent runs one on each node)")
+    add_dns_flags(dns)
+    proxy = commands.add_parser("proxy", help="run the node's service proxy and NetworkPolicy enforcer "
+                                              "(nftables; the agent runs one on each node)")
+    add_proxy_flags(proxy)
     return parser
-
-
-def _add_agent_flags(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
-    if standalone:
-        target = parser.add_mutually_exclusive_group()
-        target.add_argument("--server", metavar="URL", help="the API server (instead of a kubeconfig)")
-        target.add_argument("--kubeconfig", metavar="FILE")
-        parser.add_argument("--data-dir", type=Path, default=None)
-        parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error", "critical"))
-    parser.add_argument("--node-name", default=None, help="default: this host's name")
-    parser.add_argument("--node-ip", default=None,
-                        help="the address the node reports (default: the host's; with up: 127.0.0.1)")
-    parser.add_argument("--runtime", choices=("auto", "runc", "process", "simulated"), default="auto",
-                        help="auto: runc as root when runc is installed, else process")
-    parser.add_argument("--kubelet-port", type=int, default=10250,
-                        help="port of the kubelet's server (logs), on the node's address")
-    parser.add_argument("--pod-cidr", default="",
-                        help="pod addresses of this node (default: the Node's spec.podCIDR, else 10.88.0.0/16)")
-    parser.add_argument("--cni-bridge", default="pyb0", help="the pods' bridge on this node (runc runtime)")
 
 
 def _add_image_commands(commands: argparse._SubParsersAction) -> None:
@@ -270,55 +238,6 @@ def run_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_agent(args: argparse.Namespace) -> int:
-    """``pybernetes agent``: the node agent (kubelet) with the chosen runtime."""
-    import signal
-    import socket
-
-    import uvloop
-
-    from pybernetes.client.component import wait_for_api
-    from pybernetes.client.kubeconfig import Config, ConfigError, load_config, load_kubeconfig
-    from pybernetes.client.rest import RestClient
-    from pybernetes.kubelet import runtimes
-    from pybernetes.kubelet.agent import NodeAgent
-
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        if args.server:
-            config = Config(servers=[args.server])
-        else:
-            config = load_kubeconfig(args.kubeconfig) if args.kubeconfig else load_config()
-    except (ConfigError, OSError, ValueError) as exc:
-        print(f"pybernetes agent: {exc}", file=sys.stderr)
-        return 2
-    config.user_agent = "pybernetes-agent"
-    data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
-    (data_dir / "agent").mkdir(parents=True, exist_ok=True)
-    node_name = (args.node_name or socket.gethostname()).lower()
-    runtime = runtimes.build(runtimes.choose(args.runtime), data_dir, pod_cidr=args.pod_cidr, bridge=args.cni_bridge)
-
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        async with RestClient(config) as client:
-            await wait_for_api(client)
-            agent = NodeAgent(client, node_name, runtime, str(data_dir), node_ip=args.node_ip,
-                              server_port=args.kubelet_port, pod_cidr_given=bool(args.pod_cidr))
-            await agent.start()
-            print(f"pybernetes agent: node {node_name} registered ({runtime.name} runtime)", flush=True)
-            try:
-                await stop.wait()
-            finally:
-                await agent.stop()
-        return 0
-
-    return uvloop.run(main())
-
-
 def run_scheduler(args: argparse.Namespace) -> int:
     import uvloop
 
@@ -376,6 +295,10 @@ def run_controller_manager(args: argparse.Namespace) -> int:
         names = registry.select(args.controllers)
         for name in names:  # a broken install fails here, not after winning the lease
             registry.load(name)
+        if args.service_lb_pool:  # so does a bad pool
+            from pybernetes.controllers.servicelb_core import parse_pool
+
+            parse_pool(args.service_lb_pool)
         config = load_kubeconfig(args.kubeconfig) if args.kubeconfig else load_config()
     except (ValueError, ConfigError, OSError, ImportError) as exc:
         print(f"pybernetes controller-manager: {exc}", file=sys.stderr)
@@ -399,7 +322,7 @@ def run_controller_manager(args: argparse.Namespace) -> int:
         return 2
     options = {"cluster_cidr": args.cluster_cidr, "node_cidr_mask_size": args.node_cidr_mask_size,
                "terminated_pod_gc_threshold": args.terminated_pod_gc_threshold,
-               "local_path_dir": args.local_path_dir}
+               "local_path_dir": args.local_path_dir, "service_lb_pool": args.service_lb_pool}
 
     async def main() -> int:
         client = RestClient(config)
@@ -434,7 +357,8 @@ def run_api_server(args: argparse.Namespace) -> int:
     if not args.disable_controller_manager:
         children.append(Supervised("controller-manager", python_command(
             "controller-manager", "--kubeconfig", str(kubeconfig), "--controllers", args.controllers,
-            "--log-level", args.log_level, "--local-path-dir", str(data_dir / "storage"))))
+            "--log-level", args.log_level, "--local-path-dir", str(data_dir / "storage"),
+            *(["--service-lb-pool", args.service_lb_pool] if args.service_lb_pool else []))))
     if not args.disable_scheduler:
         extra = ["--config", str(args.scheduler_config)] if args.scheduler_config else []
         children.append(Supervised("scheduler", python_command(
@@ -446,9 +370,16 @@ def run_api_server(args: argparse.Namespace) -> int:
         # all in one on this machine: the node's address is the API server's (loopback), so the
         # kubelet's server and the API server's pods/log proxy stay on it
         for flag, value in (("--node-name", args.node_name), ("--node-ip", args.node_ip or LISTEN_HOST),
-                            ("--pod-cidr", args.pod_cidr), ("--cni-bridge", args.cni_bridge)):
+                            ("--pod-cidr", args.pod_cidr), ("--cni-bridge", args.cni_bridge),
+                            ("--cluster-dns", args.cluster_dns), ("--cluster-domain", args.cluster_domain),
+                            ("--proxy-cluster-cidr", args.proxy_cluster_cidr),
+                            ("--proxy-metrics-port", str(args.proxy_metrics_port)),
+                            ("--proxy-healthz-port", str(args.proxy_healthz_port)),
+                            ("--dns-metrics-port", str(args.dns_metrics_port))):
             if value:
                 agent_args += [flag, value]
+        agent_args += [flag for flag, on in (("--disable-proxy", args.disable_proxy),
+                                             ("--disable-dns", args.disable_dns)) if on]
         children.append(Supervised("agent", python_command("agent", *agent_args)))
 
     async def stop_children() -> None:
@@ -490,6 +421,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(run_image(args))
     if args.command == "agent":
         raise SystemExit(run_agent(args))
+    if args.command == "dns":
+        raise SystemExit(run_dns(args))
+    if args.command == "proxy":
+        raise SystemExit(run_proxy(args))
     raise SystemExit(2)
 
 

@@ -65,7 +65,9 @@ def default_service_spec(spec: Obj) -> None:
         if port.get("targetPort") in (None, 0, ""):
             port["targetPort"] = port.get("port")
     kind = spec["type"]
-    if kind in ("NodePort", "LoadBalancer") and not spec.get("externalTrafficPolicy"):
+    # externally accessible (also a ClusterIP Service with externalIPs): Cluster by default
+    if (kind in ("NodePort", "LoadBalancer") or (kind == "ClusterIP" and spec.get("externalIPs"))) \
+            and not spec.get("externalTrafficPolicy"):
         spec["externalTrafficPolicy"] = "Cluster"
     if kind != "ExternalName" and not spec.get("internalTrafficPolicy"):
         spec["internalTrafficPolicy"] = "Cluster"
