@@ -24,10 +24,9 @@ log = logging.getLogger(__name__)
 FAMILY = "ip"
 
 
-def sctp_supported(netns: str | None = None) -> bool:
+def sctp_supported() -> bool:
     """Whether SCTP connections can be tracked (and so NATed) here.  The sysctls are per
     network namespace but the module is the kernel's: the host's /proc tells for all."""
-    del netns
     return os.path.exists("/proc/sys/net/netfilter/nf_conntrack_sctp_timeout_established")
 
 

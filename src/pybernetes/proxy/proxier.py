@@ -132,7 +132,7 @@ class Proxier:
     async def start(self) -> None:
         options = self.options
         if isinstance(self.backend, NftablesBackend):
-            self._sctp = sctp_supported(options.netns)
+            self._sctp = sctp_supported()
             if not self._sctp:
                 log.warning("this kernel has no SCTP connection tracking: SCTP service ports are skipped")
         if options.sysctls:

@@ -192,3 +192,11 @@ def test_nft_accepts_the_whole_script() -> None:
             asyncio.run(nft.check(script.replace("dnat to", "dnat too", 1)))
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def test_sctp_ports_are_skipped_when_the_kernel_cannot_track_sctp() -> None:
+    sctp = PortView(ServicePort(PortName("default", "s", "s", "sctp"), "10.43.0.9", 9999),
+                    (Endpoint("10.244.0.1", 9999),))
+    assert render_port(RenderConfig(), sctp).chains
+    unit = render_port(RenderConfig(sctp=False), sctp)
+    assert unit.chains == {} and unit.elements == {} and unit.members == ()
