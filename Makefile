@@ -9,9 +9,9 @@ PORT ?= 6443
 ARGS ?=
 # What the node agent's runc runtime and its tests use: runc and conmon run containers, CNI
 # plugins network them, busybox-static builds the test images, docker-registry and skopeo
-# serve and copy them, nftables and iproute2 program the node.
+# serve and copy them, nftables and iproute2 program the node, conntrack clears stale UDP flows.
 DEBIAN_PACKAGES := runc conmon containernetworking-plugins busybox-static docker-registry skopeo \
-	nftables iproute2
+	nftables iproute2 conntrack
 
 .PHONY: run test lint deps venv clean bench
 
