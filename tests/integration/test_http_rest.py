@@ -245,6 +245,7 @@ async def test_the_cluster_dns_service_exists_on_the_tenth_address(http):
         svc = await resp.json()
     assert svc["spec"]["clusterIP"] == "10.43.0.10"  # the default service CIDR 10.43.0.0/16
     assert "selector" not in svc["spec"]  # each node's DNS server publishes its own slice
+    assert svc["spec"]["internalTrafficPolicy"] == "Local"  # pods ask their own node's server
     assert [(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
         ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
 

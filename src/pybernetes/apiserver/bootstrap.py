@@ -5,7 +5,8 @@ The namespaces ``default``, ``kube-system``, ``kube-public`` and ``kube-node-lea
 "https" to the API server's 6443), as upstream's bootstrap controller keeps them.  Also the
 cluster DNS's Service ``kube-system/kube-dns`` (ClusterIP = the service CIDR's 10th address, as
 kubeadm places it; ports 53/UDP, 53/TCP and 9153/TCP; no selector: each node's DNS server
-publishes its own EndpointSlice, see docs/networking.md).  If that address is already taken by a
+publishes its own EndpointSlice, see docs/networking.md; internalTrafficPolicy Local, so that a
+pod's queries stay with its own node's server and need no route to another node).  If that address is already taken by a
 user's Service, kube-dns is left out with a warning.  They go through the ordinary store path, so
 strategies default and validate them.
 """
@@ -78,6 +79,7 @@ def kube_dns_service(cluster_ip: str) -> Obj:
                 {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
             ],
             "sessionAffinity": "None",
+            "internalTrafficPolicy": "Local",
         },
     }
 
