@@ -117,6 +117,18 @@ def ready_pods(cluster: Cluster, app: str, count: int) -> list[dict]:
     return poll(check, f"{count} ready {app} pods", timeout=120)
 
 
+def refused_in(ip: str, port: int) -> float | None:
+    """How long a connection to ``ip:port`` took to be refused (None: it was not refused)."""
+    started = time.monotonic()
+    try:
+        socket.create_connection((ip, port), timeout=5).close()
+    except ConnectionRefusedError:
+        return time.monotonic() - started
+    except OSError:
+        return None
+    return None
+
+
 def cluster_ip(cluster: Cluster, name: str) -> str:
     return cluster.get("service", name, "-n", NS)["spec"]["clusterIP"]
 
@@ -146,17 +158,7 @@ def test_scaled_to_zero_the_service_refuses_at_once(node) -> None:
     cluster.kubectl("scale", "deployment", "gone", "-n", NS, "--replicas=0")
     poll(lambda: not cluster.get("pods", "-n", NS, "-l", "app=gone")["items"], "the pods gone")
 
-    def refused() -> float | None:
-        started = time.monotonic()
-        try:
-            socket.create_connection((ip, 80), timeout=5).close()
-        except ConnectionRefusedError:
-            return time.monotonic() - started
-        except OSError:
-            return None
-        return None
-
-    elapsed = poll(refused, "connections refused", timeout=30)
+    elapsed = poll(lambda: refused_in(ip, 80), "connections refused", timeout=30)
     assert elapsed < 1.0, f"refusal took {elapsed:.2f}s"
 
 
@@ -318,16 +320,7 @@ def test_bad_input_harms_no_other_service(node) -> None:
           + "---" + service("claim-b", selector="solid", port=81, extra="  externalIPs: [10.99.0.1]"))
     empty = cluster_ip(cluster, "empty")
 
-    def refused() -> bool:
-        try:
-            socket.create_connection((empty, 80), timeout=3).close()
-        except ConnectionRefusedError:
-            return True
-        except OSError:
-            return False
-        return False
-
-    poll(refused, "the Service without endpoints refusing")
+    poll(lambda: refused_in(empty, 80), "the Service without endpoints refusing")
     assert http_get(solid, 80)
     bad = cluster.kubectl("apply", "-f", "-", check=False, input=f"""
 apiVersion: networking.k8s.io/v1
