@@ -66,7 +66,11 @@ def node_cluster(name: str, pod_cidr: str, bridge: str, extra: tuple[str, ...] =
 
     cluster = Cluster(root, KUBECTL, command="up", extra=(
         "--runtime", "runc", "--node-name", name, "--node-ip", "127.0.0.1", "--kubelet-port", str(free_port()),
-        "--pod-cidr", pod_cidr, "--cni-bridge", bridge, *extra))
+        "--pod-cidr", pod_cidr, "--cni-bridge", bridge, "--proxy-cluster-cidr", pod_cidr,
+        # the node's proxy and DNS serve their metrics on free ports: a cluster the developer
+        # runs keeps the default ones
+        "--proxy-metrics-port", str(free_port()), "--proxy-healthz-port", str(free_port()),
+        "--dns-metrics-port", str(free_port()), *extra))
     try:
         layout = root / "busybox-layout"
         busybox_image.build_layout(layout, "busybox:1")

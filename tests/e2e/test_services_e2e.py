@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from e2e_cluster import Cluster, free_port, poll
+from e2e_cluster import Cluster, poll
 from e2e_node import apply, is_ready, missing, node_cluster, phase_is
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +39,7 @@ def node() -> Iterator[tuple[Cluster, str]]:
     why = missing()
     if why:
         pytest.skip(why)
-    extra = ("--proxy-cluster-cidr", POD_CIDR, "--proxy-metrics-port", str(free_port()),
-             "--proxy-healthz-port", str(free_port()), "--dns-metrics-port", str(free_port()))
-    with node_cluster(NODE, POD_CIDR, BRIDGE, extra) as (cluster, image):
+    with node_cluster(NODE, POD_CIDR, BRIDGE) as (cluster, image):
         cluster.kubectl("create", "namespace", NS)
         yield cluster, image
 
