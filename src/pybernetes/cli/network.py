@@ -88,11 +88,15 @@ def run_dns(args: argparse.Namespace) -> int:
 
 class NodeNetwork:
     """What ``pybernetes proxy`` runs: the service proxy and the NetworkPolicy enforcer over one
-    informer factory (services, slices, the node; pods, namespaces, policies)."""
+    informer factory (services, slices, the node; pods, namespaces, policies), the enforcer's
+    metrics on the proxy's /metrics.  ``netns`` (tests) programs a named network namespace
+    instead of the host."""
 
-    def __init__(self, client: Any, args: argparse.Namespace, node_name: str) -> None:
+    def __init__(self, client: Any, args: argparse.Namespace, node_name: str, netns: str | None = None) -> None:
         from pybernetes.client.informer import SharedInformerFactory
+        from pybernetes.proxy.metrics import NetpolMetrics
         from pybernetes.proxy.netpol import NetworkPolicyEnforcer
+        from pybernetes.proxy.nft import Nft
         from pybernetes.proxy.proxier import Proxier, ProxierOptions
 
         informers = SharedInformerFactory(client)
@@ -101,10 +105,11 @@ class NodeNetwork:
             nodeport_addresses=[a.strip() for a in args.nodeport_addresses.split(",") if a.strip()],
             min_sync_period=args.min_sync_period, sync_period=args.sync_period,
             metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-            healthz_port=None if args.healthz_port < 0 else args.healthz_port)
+            healthz_port=None if args.healthz_port < 0 else args.healthz_port, netns=netns)
         self.proxier = Proxier(client, options, informers=informers)
         self.enforcer = None if args.disable_network_policy else NetworkPolicyEnforcer(
-            client, node_name, table=args.netpol_table, informers=informers, min_sync_period=args.min_sync_period)
+            client, node_name, nft=Nft(netns=netns), table=args.netpol_table, informers=informers,
+            min_sync_period=args.min_sync_period, metrics=NetpolMetrics(self.proxier.metrics.registry))
 
     async def start(self) -> None:
         await self.proxier.start()  # sets ip_forward and bridge-nf-call-iptables, which policies need too

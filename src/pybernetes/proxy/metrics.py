@@ -9,6 +9,16 @@ Metrics: ``kubeproxy_sync_proxy_rules_duration_seconds`` (every sync) and its ``
 sets, elements programmed), ``kubeproxy_sync_proxy_rules_nftables_sync_failures_total`` and
 ``kubeproxy_sync_proxy_rules_nftables_drift_total`` (table found changed by someone else).
 
+``NetpolMetrics`` are the NetworkPolicy enforcer's (netpol.py), registered on the proxy's registry
+when both run in one process (``pybernetes proxy``), so one /metrics serves both:
+``pybernetes_netpol_syncs_total`` (transactions applied), ``pybernetes_netpol_full_syncs_total``
+(those that recreated the table), ``pybernetes_netpol_sync_failures_total``,
+``pybernetes_netpol_sync_duration_seconds`` (a histogram) with
+``pybernetes_netpol_last_sync_duration_seconds`` and ``..._last_sync_timestamp_seconds``,
+``pybernetes_netpol_rules`` (rules in its table), ``pybernetes_netpol_isolated_pods{direction}``
+(this node's pods isolated for ingress and for egress) and ``pybernetes_netpol_policy_problems``
+(policies partly not enforced).
+
 Health as upstream's ProxierHealthServer: unhealthy (503) when a change has been waiting for
 longer than the health timeout without a successful sync; the JSON body carries
 ``lastUpdated``, ``currentTime`` and ``nodeEligible`` (false while the Node is being deleted).
@@ -71,6 +81,49 @@ class ProxyMetrics:
     def set_objects(self, counts: dict[str, int]) -> None:
         for kind, value in counts.items():
             self.objects.labels(kind).set(value)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class NetpolMetrics:
+    """The NetworkPolicy enforcer's metrics (see the module doc), on ``registry`` if given."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.syncs = Counter("pybernetes_netpol_syncs", "NetworkPolicy table transactions applied", registry=r)
+        self.full_syncs = Counter("pybernetes_netpol_full_syncs",
+                                  "NetworkPolicy table transactions that recreated the whole table", registry=r)
+        self.failures = Counter("pybernetes_netpol_sync_failures", "NetworkPolicy syncs that failed", registry=r)
+        self.duration = Histogram("pybernetes_netpol_sync_duration_seconds",
+                                  "NetworkPolicy sync latency in seconds", buckets=BUCKETS, registry=r)
+        self.last_duration = Gauge("pybernetes_netpol_last_sync_duration_seconds",
+                                   "Latency of the last successful NetworkPolicy sync in seconds", registry=r)
+        self.last = Gauge("pybernetes_netpol_last_sync_timestamp_seconds",
+                          "The last time the NetworkPolicy table was successfully synced", registry=r)
+        self.rules = Gauge("pybernetes_netpol_rules", "Rules in the NetworkPolicy table", registry=r)
+        self.isolated = Gauge("pybernetes_netpol_isolated_pods",
+                              "Pods of this node isolated by NetworkPolicy, by direction", ["direction"], registry=r)
+        self.problems = Gauge("pybernetes_netpol_policy_problems",
+                              "NetworkPolicies of which a part is not enforced", registry=r)
+        for direction in ("ingress", "egress"):
+            self.isolated.labels(direction)
+
+    def synced(self, transactions: int, full: bool, seconds: float, rules: int, isolated: tuple[int, int],
+               problems: int) -> None:
+        """One successful sync: ``transactions`` applied (0: nothing to change), ``full`` if one
+        recreated the table."""
+        if transactions:
+            self.syncs.inc(transactions)
+        if full:
+            self.full_syncs.inc()
+        self.duration.observe(seconds)
+        self.last_duration.set(seconds)
+        self.last.set(time.time())
+        self.rules.set(rules)
+        self.isolated.labels("ingress").set(isolated[0])
+        self.isolated.labels("egress").set(isolated[1])
+        self.problems.set(problems)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,7 +6,9 @@ them, IPv4 only:
 - ``parse_service`` turns a Service into one ``ServicePort`` per valid port: its ClusterIP, node
   port (NodePort and LoadBalancer types), externalIPs, LoadBalancer ingress IPs (type
   LoadBalancer, ``ipMode`` VIP or unset), protocol, ClientIP session affinity (timeout default
-  10800 s) and traffic policies.  Headless and ExternalName Services, Services without an IPv4
+  10800 s), traffic policies and, for type LoadBalancer, ``loadBalancerSourceRanges`` (merged
+  address ranges; entries that are no IPv4 CIDR are skipped, an invalid one named in the
+  problems).  Headless and ExternalName Services, Services without an IPv4
   ClusterIP and those labelled for another proxy (``service.kubernetes.io/service-proxy-name``)
   give none; a port with a bad number or protocol is skipped and named in the problems.
 - ``parse_slice`` keeps what the proxy needs of an EndpointSlice (IPv4 only; ports by name and
@@ -22,10 +24,14 @@ them, IPv4 only:
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pybernetes.machinery.validation_net import parse_cidr_sloppy
+
 Obj = dict[str, Any]
+Range = tuple[int, int]  # first and last address, as integers
 
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 DEFAULT_AFFINITY_TIMEOUT = 10800
@@ -78,6 +84,7 @@ class ServicePort:
     internal_local: bool = False  # internalTrafficPolicy Local
     external_local: bool = False  # externalTrafficPolicy Local (externally reachable Services)
     created: str = ""  # the Service's creationTimestamp (older wins a colliding address)
+    source_ranges: tuple[Range, ...] = ()  # loadBalancerSourceRanges, merged; (): any source
 
     @property
     def protocol(self) -> str:
@@ -153,6 +160,29 @@ def _dedupe(values: list[str], exclude: set[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
+    """Sorted, disjoint, non-adjacent ranges covering the same values (addresses, ports)."""
+    out: list[Range] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1] + 1:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
+def _source_ranges(values: Any, problems: list[str]) -> tuple[Range, ...]:
+    ranges: list[Range] = []
+    for raw in values if isinstance(values, list) else []:
+        network = parse_cidr_sloppy(raw.strip()) if isinstance(raw, str) else None
+        if network is None:
+            problems.append(f"loadBalancerSourceRanges entry {raw!r} is not a CIDR")
+        elif network.version == 4:
+            ranges.append((int(network.network_address), int(network.broadcast_address)))
+    return merge_ranges(ranges)
+
+
 def service_key(obj: Obj) -> str:
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
@@ -204,6 +234,7 @@ def parse_service(obj: Obj) -> tuple[tuple[ServicePort, ...], list[str]]:
     reachable_kind = kind in ("NodePort", "LoadBalancer") or bool(externals)
     internal_local = spec.get("internalTrafficPolicy") == "Local"
     external_local = reachable_kind and spec.get("externalTrafficPolicy") == "Local"
+    source_ranges = _source_ranges(spec.get("loadBalancerSourceRanges"), problems) if kind == "LoadBalancer" else ()
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     created = str(meta.get("creationTimestamp") or "")
     ports: list[ServicePort] = []
@@ -225,7 +256,7 @@ def parse_service(obj: Obj) -> tuple[tuple[ServicePort, ...], list[str]]:
         node_port = _port_number(port.get("nodePort")) if kind in ("NodePort", "LoadBalancer") else 0
         ports.append(ServicePort(
             PortName(namespace, name, port_name, protocol), cluster_ip, number, node_port, externals, lbs,
-            affinity, internal_local, external_local, created))
+            affinity, internal_local, external_local, created, source_ranges))
     return tuple(ports), problems
 
 

@@ -1,9 +1,9 @@
 """The NetworkPolicy enforcer of one node: informers in, nftables out (the async shell).
 
 ``NetworkPolicyEnforcer(client, node_name, nft=Nft(), table=..., informers=None,
-min_sync_period=0.1)`` watches Pods (all namespaces), Namespaces and NetworkPolicies through
-shared informers (its own factory, or one it is given and shares), and keeps the table
-``ip <table>`` equal to ``netpol_rules.build(netpol_model.compute(...))``:
+min_sync_period=0.1, metrics=None)`` watches Pods (all namespaces), Namespaces and
+NetworkPolicies through shared informers (its own factory, or one it is given and shares), and
+keeps the table ``ip <table>`` equal to ``netpol_rules.build(netpol_model.compute(...))``:
 
 - The first sync, a sync after a failure, and a sync after the table went missing (checked
   every ``drift_check_period`` seconds) recreate the whole table in one transaction; any other
@@ -13,6 +13,10 @@ shared informers (its own factory, or one it is given and shares), and keeps the
 - Bad input never stops it: problems of a policy are logged once (and kept in ``errors``), the
   rest is applied; a failed transaction is retried with backoff after a full resync.
 - ``stop(cleanup=True)`` ends its tasks (through a TaskSet) and removes the table.
+
+Its counters (``syncs``, ``full_syncs``, ``sync_failures``, ``last_sync_seconds``, ``rules``,
+``isolated``) are also Prometheus metrics when it is given a ``NetpolMetrics`` (metrics.py);
+``pybernetes proxy`` registers them on the service proxy's registry.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pybernetes.client.flowcontrol import Backoff
 from pybernetes.client.informer import SharedInformer, SharedInformerFactory
 from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
+from pybernetes.proxy.metrics import NetpolMetrics
 from pybernetes.proxy.netpol_model import PodInfo, compute_from, namespace_labels, pod_digest, safe_pod_info
 from pybernetes.proxy.netpol_rules import DEFAULT_TABLE, FAMILY, Ruleset, build, diff_script, full_script
 from pybernetes.proxy.nft import Nft, NftError
@@ -49,13 +54,14 @@ def _namespace_digest(obj: Obj) -> Any:
 class NetworkPolicyEnforcer:
     def __init__(self, client: RestClient, node_name: str, nft: Nft | None = None, table: str = DEFAULT_TABLE,
                  informers: SharedInformerFactory | None = None, min_sync_period: float = 0.1,
-                 drift_check_period: float = 10.0) -> None:
+                 drift_check_period: float = 10.0, metrics: NetpolMetrics | None = None) -> None:
         self.client = client
         self.node_name = node_name
         self.nft = nft if nft is not None else Nft()
         self.table = table
         self.min_sync_period = min_sync_period
         self.drift_check_period = drift_check_period
+        self.metrics = metrics
         self._own_factory = informers is None
         self.informers = informers if informers is not None else SharedInformerFactory(client)
         self._tasks = TaskSet(f"netpol[{node_name}]")
@@ -155,6 +161,8 @@ class NetworkPolicyEnforcer:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep enforcing; retry with a full sync
                 self.sync_failures += 1
+                if self.metrics is not None:
+                    self.metrics.failures.inc()
                 self._applied = None
                 delay = self._backoff.next()
                 log.error("netpol: sync failed (%s); retrying in %.1fs", getattr(exc, "message", exc), delay)
@@ -195,20 +203,26 @@ class NetworkPolicyEnforcer:
         else the whole table."""
         started = time.monotonic()
         wanted = self.desired()
+        applied = 0
+        full = self._applied is None
         if self._applied is not None:
             script = diff_script(self.table, self._applied, wanted)
             if script:
                 try:
                     await self.nft.apply(script)
-                    self.syncs += 1
+                    applied += 1
                 except NftError as exc:
                     log.warning("netpol: incremental update refused (%s); recreating the table", exc.message)
                     self._applied = None
+                    full = True
         if self._applied is None:
             await self.nft.apply(full_script(self.table, wanted))
-            self.syncs += 1
+            applied += 1
             self.full_syncs += 1
+        self.syncs += applied
         self._applied = wanted
         self.rules = wanted.rule_count
         self.last_sync_seconds = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.synced(applied, full, self.last_sync_seconds, self.rules, self.isolated, len(self.errors))
         self._synced.set()

@@ -32,6 +32,7 @@ from typing import Any
 
 from pybernetes.machinery.selectors import LabelSelector, SelectorParseError, label_selector_from_dict
 from pybernetes.machinery.validation_net import parse_cidr_sloppy, parse_ip_sloppy
+from pybernetes.proxy.model import merge_ranges
 
 Obj = dict[str, Any]
 Range = tuple[int, int]  # first and last IPv4 address, as integers
@@ -81,18 +82,6 @@ def pod_ipv4(obj: Obj) -> int | None:
 
 def address_text(value: int) -> str:
     return ".".join(str((value >> shift) & 255) for shift in (24, 16, 8, 0))
-
-
-def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
-    """Sorted, disjoint, non-adjacent ranges covering the same addresses (or ports)."""
-    out: list[Range] = []
-    for start, end in sorted(ranges):
-        if out and start <= out[-1][1] + 1:
-            if end > out[-1][1]:
-                out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return tuple(out)
 
 
 def covers(ranges: tuple[Range, ...], value: int) -> bool:

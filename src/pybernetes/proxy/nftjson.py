@@ -4,8 +4,9 @@
 in (rules.py), so the table read from the kernel compares equal to the one it meant to program,
 and any rule someone else added or changed shows up as a difference.  It knows the statements
 and expressions the proxy's rules use (matches on payload, meta, ct and fib; concatenations,
-prefixes, set references; mangle of the mark; vmaps, numgen; jump and goto; reject, masquerade,
-dnat; set update); anything else prints as its JSON, which never equals a rule of ours.
+prefixes, ranges, anonymous sets, set references; mangle of the mark; vmaps, numgen; jump and
+goto; reject, masquerade, dnat; set update); anything else prints as its JSON, which never
+equals a rule of ours.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def expr_text(expr: Any, hexa: bool = False, quote: bool = False) -> str:
         return " . ".join(expr_text(e, hexa) for e in value)
     if kind == "prefix":
         return f"{value.get('addr')}/{value.get('len')}"
+    if kind == "range" and isinstance(value, list) and len(value) == 2:
+        return f"{expr_text(value[0])}-{expr_text(value[1])}"
     if kind in ("&", "|", "^"):
         left, right = value
         mark = _has_mark(left)

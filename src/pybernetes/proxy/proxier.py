@@ -14,6 +14,12 @@ to a full one; a failed full sync is logged and retried with backoff: the proxy 
 Node ports answer on ``nodeport_addresses`` (IPs, or CIDRs matched against the Node's and the
 node's interface addresses); by default on the Node's InternalIPs.  A loopback node-port or
 LoadBalancer address turns on ``route_localnet`` (and the table masquerades such traffic).
+
+After a committed sync that changed UDP service ports, the flows it made stale are deleted from
+conntrack (conntrack.py, with the ``conntrack`` tool, in ``netns`` when given one), as upstream
+does (the changes of a failed sync wait for the next committed one).  A failure of the tool is
+logged, never fatal; without the tool (logged once) or with ``conntrack=None`` nothing is
+deleted, nor with the simulated backend, which has no kernel flows.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
 from pybernetes.proxy import metrics as metrics_mod
 from pybernetes.proxy.backend import ProxyBackend, SyncError
+from pybernetes.proxy.conntrack import Conntrack, ConntrackError, stale_flows
+from pybernetes.proxy.model import PortName, PortView
 from pybernetes.proxy.nft import Nft, write_sysctl
 from pybernetes.proxy.nftables import NftablesBackend, sctp_supported
 from pybernetes.proxy.rules import RenderConfig
@@ -63,6 +71,7 @@ class ProxierOptions:
     masquerade_bit: int = 14
     stale_grace: float = 1.0  # seconds before unused chains are deleted
     sysctls: bool = True  # set ip_forward, bridge-nf-call-iptables, route_localnet
+    conntrack: str | None = "conntrack"  # the tool that deletes stale UDP flows; None: never delete
 
 
 def nodeport_ips(entries: list[str], node_addresses: list[tuple[str, str]],
@@ -126,6 +135,10 @@ class Proxier:
         self._route_localnet = False
         self._logged: set[tuple] = set()
         self._synced = asyncio.Event()
+        self.conntrack: Conntrack | None = Conntrack(options.conntrack, options.netns) \
+            if options.conntrack and isinstance(self.backend, NftablesBackend) else None
+        self.flows_deleted = 0  # stale UDP conntrack entries deleted (tests)
+        self._udp_before: dict[PortName, PortView | None] = {}  # UDP ports as last cleaned up
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -241,6 +254,8 @@ class Proxier:
             table=options.table, node_name=options.node_name, cluster_cidr=options.cluster_cidr,
             nodeport_ips=nodeport_ips(options.nodeport_addresses, self._node_addresses,
                                       self._interface_addresses),
+            node_ips=tuple(sorted({ip for kind, ip in self._node_addresses
+                                   if kind in ("InternalIP", "ExternalIP") and _v4(ip)})),
             masquerade_bit=options.masquerade_bit, sctp=self._sctp)
 
     async def _wait_for_caches(self) -> None:
@@ -312,7 +327,7 @@ class Proxier:
 
     async def sync_once(self) -> bool:
         """One sync of everything that changed (a full one when needed); whether it worked."""
-        changed = refresh(self.tracker, self.state)
+        changed = refresh(self.tracker, self.state, before=self._udp_before)
         self.metrics.service_pending.set(0)
         self.metrics.endpoint_pending.set(0)
         self._log_conflicts(changed)
@@ -342,6 +357,8 @@ class Proxier:
             return False
         self._need_full = False
         self.last_error = ""
+        if self._udp_before:
+            await self._clear_stale_flows()
         seconds = time.perf_counter() - start
         self.metrics.observe(result.full, seconds)
         self.metrics.last.set(time.time())
@@ -368,6 +385,26 @@ class Proxier:
             if key not in self._logged:
                 self._logged.add(key)
                 log.warning("service %s: %s", name, "; ".join(problems))
+
+    async def _clear_stale_flows(self) -> None:
+        """Delete the UDP flows the committed sync made stale (see the module doc)."""
+        conntrack = self.conntrack
+        if conntrack is not None and not conntrack.available():
+            log.warning("%s is not installed (Debian package conntrack): stale UDP flows to services "
+                        "are not deleted", conntrack.binary)
+            self.conntrack = conntrack = None
+        before, self._udp_before = self._udp_before, {}
+        if conntrack is None:
+            return
+        flows = stale_flows(before, {name: self.state.ports.get(name) for name in before})
+        try:
+            deleted = await conntrack.delete(flows)
+        except ConntrackError as exc:
+            log.warning("deleting stale UDP conntrack entries failed: %s", exc.message)
+            return
+        self.flows_deleted += deleted
+        if deleted:
+            log.debug("deleted %d stale UDP conntrack entries (%d filters)", deleted, len(flows))
 
     async def _ensure_route_localnet(self, config: RenderConfig, changed: set) -> None:
         if self._route_localnet or not self.options.sysctls:

@@ -13,6 +13,13 @@ The table (family ``ip``, name from the config, default ``pybernetes-proxy``):
   ``drop`` when a Local traffic policy finds none on this node.  Upstream does this from the
   input, forward and output hooks because kernels before 5.9 cannot reject in prerouting; doing
   it in prerouting also answers when the node has no route for the address;
+- ``firewall-check`` (jumped to first from ``filter-prerouting`` and ``filter-output``, new
+  connections only) enforces ``loadBalancerSourceRanges`` as upstream: the verdict map
+  ``firewall-ips`` sends each LoadBalancer IP + protocol + port of a Service with source ranges to
+  its ``firewall-*`` chain, which drops sources outside them (the LoadBalancer IPs themselves
+  count as inside when a range holds one of the node's addresses: a node reaching a VIP that is
+  local to it loops back from that VIP).  ClusterIPs, externalIPs and node ports are not
+  limited;
 - ``cluster-ips-check`` (prerouting and output after DNAT, at -90) rejects what is still
   addressed to a ClusterIP after DNAT: a port the Service does not have;
 - ``mark-for-masquerade`` sets the masquerade bit; ``nat-postrouting`` (srcnat, 100) masquerades
@@ -38,18 +45,20 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from pybernetes.proxy.model import PortName, PortView, categorize
+from pybernetes.proxy.model import PortName, PortView, Range, categorize, merge_ranges
 from pybernetes.proxy.table import ADD_CHAIN, ADD_SET, BaseChain, Op, SetSpec
 
 SERVICE_KEY = "ipv4_addr . inet_proto . inet_service"
 NODEPORT_KEY = "inet_proto . inet_service"
 SERVICE_IPS, SERVICE_NODEPORTS = "service-ips", "service-nodeports"
 NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS = "no-endpoint-services", "no-endpoint-nodeports"
+FIREWALL_IPS, FIREWALL_CHECK = "firewall-ips", "firewall-check"
 CLUSTER_IPS, NODEPORT_IPS = "cluster-ips", "nodeport-ips"
 MARK_CHAIN, MASQ_CHAIN, REJECT_CHAIN = "mark-for-masquerade", "masquerading", "reject-chain"
 
 MAPS = {SERVICE_IPS: SetSpec(SERVICE_KEY, True), SERVICE_NODEPORTS: SetSpec(NODEPORT_KEY, True),
-        NO_ENDPOINT_SERVICES: SetSpec(SERVICE_KEY, True), NO_ENDPOINT_NODEPORTS: SetSpec(NODEPORT_KEY, True)}
+        NO_ENDPOINT_SERVICES: SetSpec(SERVICE_KEY, True), NO_ENDPOINT_NODEPORTS: SetSpec(NODEPORT_KEY, True),
+        FIREWALL_IPS: SetSpec(SERVICE_KEY, True)}
 ADDRESS_SETS = {CLUSTER_IPS: SetSpec("ipv4_addr"), NODEPORT_IPS: SetSpec("ipv4_addr")}
 
 # levels: the order chains are created in (what a rule jumps to exists before it)
@@ -62,6 +71,7 @@ class RenderConfig:
     node_name: str = ""
     cluster_cidr: str = ""  # the pods' addresses ("" : unknown)
     nodeport_ips: tuple[str, ...] = ()  # addresses node ports answer on
+    node_ips: tuple[str, ...] = ()  # the node's own addresses (LoadBalancer source ranges)
     masquerade_bit: int = 14
     sctp: bool = True  # whether SCTP service ports are programmed (the kernel has SCTP conntrack)
 
@@ -109,6 +119,33 @@ def endpoint_chain_base(name: PortName, address: str) -> str:
     return f"{_hash(f'{name}@{address}')}-{text}"
 
 
+def _address_text(value: int) -> str:
+    return str(ipaddress.IPv4Address(value))
+
+
+def range_text(addresses: Range) -> str:
+    """A range as nft lists it back: an address, a prefix when it is one, else first-last."""
+    start, end = addresses
+    if start == end:
+        return _address_text(start)
+    size = end - start + 1
+    if size & (size - 1) == 0 and start % size == 0:
+        return f"{_address_text(start)}/{33 - size.bit_length()}"
+    return f"{_address_text(start)}-{_address_text(end)}"
+
+
+def firewall_rule(config: RenderConfig, source_ranges: tuple[Range, ...], lb_ips: tuple[str, ...]) -> str:
+    """The rule of a ``firewall-*`` chain: drop sources outside the ranges (see the module doc),
+    in the form nft lists it back (merged ranges; no braces around one element)."""
+    ranges = merge_ranges(source_ranges)
+    nodes = [int(ipaddress.IPv4Address(ip)) for ip in config.node_ips]
+    if any(start <= ip <= end for ip in nodes for start, end in ranges):
+        ranges = merge_ranges([*ranges, *((int(ipaddress.IPv4Address(ip)),) * 2 for ip in lb_ips)])
+    texts = [range_text(r) for r in ranges]
+    allowed = texts[0] if len(texts) == 1 else "{ " + ", ".join(texts) + " }"
+    return f"ip saddr != {allowed} drop"
+
+
 def render_port(config: RenderConfig, view: PortView) -> Unit:
     """The chains, affinity sets and map elements of one service port (see the module doc)."""
     service = view.service
@@ -154,6 +191,12 @@ def render_port(config: RenderConfig, view: PortView) -> Unit:
             unit.elements[NO_ENDPOINT_NODEPORTS] = {key: external_filter}
     if service_ips:
         unit.elements[SERVICE_IPS] = service_ips
+    if service.source_ranges and service.lb_ips:
+        firewall_chain = f"firewall-{base}"
+        unit.chains[firewall_chain] = (ENDPOINT_LEVEL, (firewall_rule(config, service.source_ranges,
+                                                                      service.lb_ips),))
+        unit.elements[FIREWALL_IPS] = {f"{ip} . {proto} . {port}": f"goto {firewall_chain}"
+                                       for ip in service.lb_ips}
     if no_endpoints:
         unit.elements[NO_ENDPOINT_SERVICES] = no_endpoints
 
@@ -236,17 +279,20 @@ def dispatch_chains() -> dict[str, tuple[str, ...]]:
         "nodeport-endpoints-check": (f"ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap "
                                      f"@{NO_ENDPOINT_NODEPORTS}",),
         "cluster-ips-check": (f"ip daddr @{CLUSTER_IPS} reject",),
+        FIREWALL_CHECK: (f"ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}",),
     }
 
 
 def base_chain_rules() -> dict[str, tuple[str, ...]]:
     return {
-        "filter-prerouting": ("ct state new jump nodeport-endpoints-check",
+        "filter-prerouting": (f"ct state new jump {FIREWALL_CHECK}",
+                              "ct state new jump nodeport-endpoints-check",
                               "ct state new jump service-endpoints-check"),
         # with route_localnet on, only DNAT (a node port on 127.0.0.1) may bring outside
         # traffic to 127.0.0.0/8: as upstream's iptables mode, drop the rest
         "filter-input": ('ip daddr 127.0.0.0/8 meta iifname != "lo" ct state new drop',),
-        "filter-output": ("ct state new jump nodeport-endpoints-check",
+        "filter-output": (f"ct state new jump {FIREWALL_CHECK}",
+                          "ct state new jump nodeport-endpoints-check",
                           "ct state new jump service-endpoints-check"),
         "filter-prerouting-post-dnat": ("ct state new jump cluster-ips-check",),
         "filter-output-post-dnat": ("ct state new jump cluster-ips-check",),

@@ -234,14 +234,21 @@ class ProxyState:
         return out
 
 
-def refresh(tracker: ChangeTracker, state: ProxyState, keys: Iterable[str] | None = None) -> set[PortName]:
+def refresh(tracker: ChangeTracker, state: ProxyState, keys: Iterable[str] | None = None,
+            before: dict[PortName, PortView | None] | None = None) -> set[PortName]:
     """Bring ``state`` up to date with the Services ``tracker`` saw change (or ``keys``); the
-    service ports whose programming changed."""
+    service ports whose programming changed.  ``before``, if given, gets the view every UDP
+    port had before its first change since it was last emptied (None: it had none), for the
+    conntrack cleanup (conntrack.py)."""
     changed: set[PortName] = set()
     for key in tracker.pop_dirty() if keys is None else keys:
         views = tracker.views(key)
         for name in state.names_of(key) - set(views):
+            if before is not None and name.protocol == "udp":
+                before.setdefault(name, state.ports.get(name))
             changed |= state.update(name, None)
         for name, view in views.items():
+            if before is not None and name.protocol == "udp" and state.ports.get(name) != view:
+                before.setdefault(name, state.ports.get(name))
             changed |= state.update(name, view)
     return changed

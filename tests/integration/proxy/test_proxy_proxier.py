@@ -20,6 +20,7 @@ from pybernetes.client.informer import SharedInformerFactory  # noqa: E402
 from pybernetes.client.kubeconfig import Config  # noqa: E402
 from pybernetes.client.rest import RestClient  # noqa: E402
 from pybernetes.proxy.backend import SimulatedBackend, SyncError  # noqa: E402
+from pybernetes.proxy.conntrack import Conntrack, ConntrackError, Flow  # noqa: E402
 from pybernetes.proxy.proxier import ENDPOINT_SLICES, NODES, SERVICES, Proxier, ProxierOptions  # noqa: E402
 from pybernetes.proxy.table import Target  # noqa: E402
 
@@ -178,3 +179,71 @@ async def test_failures_and_drift_are_repaired_and_a_colliding_service_breaks_no
         assert (await backend.programmed()).exists  # stop(cleanup=False) leaves it
         assert all(inf.started for inf in factory._informers.values())  # a shared factory runs on
         await factory.shutdown()
+
+
+class RecordingConntrack(Conntrack):
+    """Records what it is asked to delete; fails while ``failures`` last."""
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__()
+        self.calls: list[list[Flow]] = []
+        self.failures = failures
+
+    def available(self) -> bool:
+        return True
+
+    async def delete(self, flows) -> int:
+        self.calls.append(list(flows))
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConntrackError("injected failure")
+        return len(self.calls[-1])
+
+
+async def test_stale_udp_flows_are_deleted_after_committed_syncs_and_failures_only_logged(
+        api_server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "pybernetes.proxy")
+    backend = FlakyBackend(failures=0)
+    async with RestClient(Config(servers=[api_server.url])) as client:
+        proxier = Proxier(client, options(), backend=backend)
+        assert proxier.conntrack is None  # the simulated backend has no kernel flows
+        proxier.conntrack = tool = RecordingConntrack(failures=1)
+        await proxier.start()
+        try:
+            assert await proxier.wait_synced(10)
+            read = frontend_of(backend)
+            dns = await create_service(client, service("dns", None, [port("dns", 53, "UDP")]))
+            udp = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+            await client.create(ENDPOINT_SLICES, endpoint_slice("dns", [endpoint("10.244.0.1")], udp), "default")
+            await poll(lambda: read(dns, 53, "udp"), what="the UDP service")
+            await poll(lambda: asyncio.sleep(0, "injected failure" in caplog.text), what="the failure logged")
+            assert [Flow(dns)] in tool.calls  # newly active (that first cleanup failed: logged, not fatal)
+
+            calls = len(tool.calls)
+            backend.failures = 3  # the next sync fails (and both full retries): nothing is deleted until one commits
+            slice_obj = await client.get(ENDPOINT_SLICES, "dns-abcde", "default")
+            slice_obj["endpoints"] = [endpoint("10.244.0.2")]
+            await client.update(ENDPOINT_SLICES, slice_obj, "default")
+
+            async def moved() -> bool:
+                return await read(dns, 53, "udp") == Target("dnat", ("10.244.0.2:5353",))
+
+            await poll(moved, what="the moved endpoint")
+            await poll(lambda: asyncio.sleep(0, len(tool.calls) > calls), what="the gone endpoint's flows deleted")
+            assert tool.calls[calls:] == [[Flow(dns, 0, "10.244.0.1")]]
+            assert proxier.metrics.failures._value.get() >= 2
+
+            proxier.conntrack = Conntrack("/nonexistent/conntrack")  # not installed: logged once
+            for ip in ("10.244.0.3", "10.244.0.4"):
+                slice_obj = await client.get(ENDPOINT_SLICES, "dns-abcde", "default")
+                slice_obj["endpoints"] = [endpoint(ip)]
+                await client.update(ENDPOINT_SLICES, slice_obj, "default")
+
+                async def there(ip: str = ip) -> bool:
+                    return await read(dns, 53, "udp") == Target("dnat", (f"{ip}:5353",))
+
+                await poll(there, what=f"the endpoint {ip}")
+            assert caplog.text.count("/nonexistent/conntrack is not installed") == 1
+            assert proxier.conntrack is None and proxier.last_error == ""
+        finally:
+            await proxier.stop()

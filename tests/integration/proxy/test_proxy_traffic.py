@@ -217,3 +217,48 @@ async def test_a_deleted_table_comes_back_and_stop_removes_it(api_server, lab) -
         finally:
             await proxier.stop(cleanup=True)
         assert lab.exec(lab.node, "nft", "list", "table", "ip", TABLE, check=False).returncode != 0
+
+
+async def test_load_balancer_source_ranges_limit_only_the_load_balancer_ip(api_server, lab) -> None:
+    pods = {name: lab.add_pod(name) for name in ("a", "cl")}
+    lab.serve_http(pods["a"].netns, 80, body="a")
+    ext = lab.add_external("ext")
+    lab.exec(lab.node, "ip", "route", "add", "default", "via", ext.ip)
+    http = [{"name": "http", "port": 80, "protocol": "TCP"}]
+    async with RestClient(Config(servers=[api_server.url])) as client:
+        proxier = await start_proxier(client, lab)
+        try:
+            fw = await client.create(SERVICES, service("fw", None, [port("http", 80, node_port=30090)],
+                                                       type="LoadBalancer",
+                                                       loadBalancerSourceRanges=[f"{ext.ip}/32"]), "default")
+            fw["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.70"}]}}
+            await client.update_status(SERVICES, fw, "default")
+            await client.create(ENDPOINT_SLICES, endpoint_slice("fw", [endpoint(pods["a"].ip, node=NODE)], http),
+                                "default")
+            cluster_ip = fw["spec"]["clusterIP"]
+            assert await until(lambda: lab.http_get(ext.netns, "192.0.2.70"), what="an allowed source") == "a"
+
+            async def set_ranges(ranges: list[str], rule: str) -> None:
+                obj = await client.get(SERVICES, "fw", "default")
+                obj["spec"]["loadBalancerSourceRanges"] = ranges
+                await client.update(SERVICES, obj, "default")
+
+                async def programmed() -> bool:
+                    table = (await proxier.backend.programmed()).table
+                    return [rule for name, chain in table.chains.items() if name.startswith("firewall-") and "/" in name
+                            for rule in chain.rules] == [rule]
+
+                deadline = time.monotonic() + 10
+                while not await programmed():
+                    assert time.monotonic() < deadline, f"not programmed: {rule}"
+                    await asyncio.sleep(0.05)
+
+            await set_ranges(["198.51.100.0/24"], "ip saddr != 198.51.100.0/24 drop")  # the external host is outside
+            assert lab.http_get(ext.netns, "192.0.2.70", timeout=1) is None  # dropped
+            assert lab.http_get(ext.netns, lab.node_ip, 30090) == "a"  # the node port is not limited
+            assert lab.http_get(pods["cl"].netns, cluster_ip) == "a"  # nor is the ClusterIP
+            # a range holding the node's address: the node may reach the VIP (which loops back from itself)
+            await set_ranges(["172.31.254.0/30"], "ip saddr != { 172.31.254.0/30, 192.0.2.70 } drop")
+            assert await until(lambda: lab.http_get(ext.netns, "192.0.2.70"), what="allowed again") == "a"
+        finally:
+            await proxier.stop()

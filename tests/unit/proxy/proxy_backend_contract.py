@@ -64,7 +64,8 @@ def scenario() -> list[dict]:
         endpoint_slice("ext", [endpoint("10.244.1.9")]),
         service("lb", "10.43.0.15", [port("http", 443, node_port=30443)], type="LoadBalancer",
                 status={"loadBalancer": {"ingress": [{"ip": "192.0.2.20"},
-                                                     {"ip": "192.0.2.21", "ipMode": "Proxy"}]}}),
+                                                     {"ip": "192.0.2.21", "ipMode": "Proxy"}]}},
+                loadBalancerSourceRanges=["10.0.0.0/8", "198.51.100.0/24"]),
         endpoint_slice("lb", [endpoint("10.244.1.11")]),
         service("sticky", "10.43.0.16", sessionAffinity="ClientIP",
                 sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}),
@@ -140,6 +141,11 @@ class BackendContract:
         assert result.full and result.operations > 0
         assert await programmed_frontends(backend) == EXPECTED
         assert not await backend.check_drift()
+        table = (await backend.programmed()).table
+        firewall = table.sets["firewall-ips"].elements
+        assert list(firewall) == ["192.0.2.20 . tcp . 443"]  # the LoadBalancer IP only
+        assert table.chains[firewall["192.0.2.20 . tcp . 443"].split()[1]].rules == [
+            "ip saddr != { 10.0.0.0/8, 198.51.100.0/24 } drop"]
         counts = backend.counts()
         assert counts["chains"] > 20 and counts["rules"] > counts["chains"] and counts["elements"] > 20
 
@@ -162,7 +168,9 @@ class BackendContract:
             [service("new", "10.43.0.40", externalIPs=["192.0.2.40"]),
              endpoint_slice("new", [endpoint("10.244.1.40")])],
             [service("lb", "10.43.0.15", [port("http", 443, node_port=30443)], type="LoadBalancer",
-                     status=lb_status("192.0.2.20", "192.0.2.22"))],
+                     status=lb_status("192.0.2.20", "192.0.2.22"), loadBalancerSourceRanges=["10.0.0.0/8"])],
+            [service("lb", "10.43.0.15", [port("http", 443, node_port=30443)], type="LoadBalancer",
+                     status=lb_status("192.0.2.20", "192.0.2.22"))],  # no source ranges any more
         ]
         for step in steps:
             changed = world.apply(*step)
@@ -180,6 +188,7 @@ class BackendContract:
         assert frontends[("nodeport", "tcp", 30082)] == dnat("10.244.2.4")
         assert frontends[("192.0.2.22", "tcp", 443)] == dnat("10.244.1.11")
         assert frontends[("10.43.0.16", "tcp", 80)].affinity == 0
+        assert not (await incremental.programmed()).table.sets["firewall-ips"].elements
 
     async def test_deleting_services_and_losing_a_collision(self, make_backend) -> None:
         backend = make_backend()

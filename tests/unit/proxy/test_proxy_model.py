@@ -68,6 +68,15 @@ def test_fields_of_a_service_port() -> None:
     assert only(service("i", "10.43.0.6", internalTrafficPolicy="Local")).internal_local
 
 
+def test_load_balancer_source_ranges_are_merged_and_only_a_load_balancers() -> None:
+    ports, problems = parse_service(service(
+        "lb", "10.43.0.1", type="LoadBalancer", status=lb_status("192.0.2.2"),
+        loadBalancerSourceRanges=[" 10.0.1.0/24", "10.0.0.0/24", "10.0.0.7/32", "fd00::/8", "bogus", "010.9.0.0/16"]))
+    assert ports[0].source_ranges == ((0x0A000000, 0x0A0001FF), (0x0A090000, 0x0A09FFFF))  # adjacent ones joined
+    assert problems == ["loadBalancerSourceRanges entry 'bogus' is not a CIDR"]
+    assert only(service("np", "10.43.0.2", type="NodePort", loadBalancerSourceRanges=["10.0.0.0/8"])).source_ranges == ()
+
+
 def test_slices_and_their_endpoints() -> None:
     unlabelled = endpoint_slice("web", [endpoint("10.244.0.1")])
     del unlabelled["metadata"]["labels"]

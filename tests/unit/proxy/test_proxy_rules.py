@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_backend_contract import CONFIG, World, scenario  # noqa: E402
-from proxy_objects import endpoint, endpoint_slice, port, service  # noqa: E402
+from proxy_objects import endpoint, endpoint_slice, lb_status, port, service  # noqa: E402
 
 from pybernetes.proxy.model import Endpoint, PortName, PortView, ServicePort  # noqa: E402
 from pybernetes.proxy.nft import Nft, NftError  # noqa: E402
@@ -91,6 +91,29 @@ def test_client_ip_affinity_uses_a_timeout_set_per_endpoint() -> None:
     assert [r for r in all_rules(unit) if r.startswith("update @affinity-") and r.endswith("{ ip saddr }")]
 
 
+def test_load_balancer_source_ranges_drop_other_sources_to_the_load_balancer_ips_only() -> None:
+    ten = ((0x0A000000, 0x0AFFFFFF),)
+    unit = unit_for([Endpoint("10.244.0.1", 8080)], lb_ips=("192.0.2.5", "192.0.2.6"), node_port=30080,
+                    external_ips=("192.0.2.1",), source_ranges=((0xC0A80000, 0xC0A802FF), *ten))
+    firewall = f"firewall-{port_chain_base(NAME)}"
+    assert unit.elements["firewall-ips"] == {"192.0.2.5 . tcp . 80": f"goto {firewall}",
+                                             "192.0.2.6 . tcp . 80": f"goto {firewall}"}
+    assert unit.chains[firewall][1] == ("ip saddr != { 10.0.0.0/8, 192.168.0.0-192.168.2.255 } drop",)
+    # the ClusterIP, the externalIP and the node port are not limited
+    assert set(unit.elements["service-ips"]) == {"10.43.0.1 . tcp . 80", "192.0.2.1 . tcp . 80",
+                                                 "192.0.2.5 . tcp . 80", "192.0.2.6 . tcp . 80"}
+    assert unit.elements["service-nodeports"]
+    # a range holding the node's address lets the VIPs in too (the node reaching a local VIP)
+    config = RenderConfig(node_name="node-a", node_ips=("10.1.2.3",))
+    one = render_port(config, PortView(ServicePort(NAME, "10.43.0.1", 80, lb_ips=("192.0.2.5",), source_ranges=ten),
+                                       (Endpoint("10.244.0.1", 8080),)))
+    assert one.chains[firewall][1] == ("ip saddr != { 10.0.0.0/8, 192.0.2.5 } drop",)
+    single = unit_for([], lb_ips=("192.0.2.5",), source_ranges=((0xC0000202, 0xC0000202),))
+    assert single.chains[firewall][1] == ("ip saddr != 192.0.2.2 drop",)  # no endpoints: still firewalled
+    assert "firewall-ips" not in unit_for([Endpoint("10.244.0.1", 8080)], source_ranges=ten).elements  # no LB IP
+    assert firewall not in unit_for([Endpoint("10.244.0.1", 8080)], lb_ips=("192.0.2.5",)).chains  # no ranges
+
+
 def test_chain_names_are_safe_and_distinct() -> None:
     odd = PortName("ns", "svc", "we ird;port", "tcp")
     base = port_chain_base(odd)
@@ -161,6 +184,14 @@ def test_json_rules_print_in_the_canonical_text() -> None:
             {"dnat": {"addr": "10.0.0.3", "port": 53}}],
         "update @aff { ip saddr }": [
             {"set": {"op": "update", "elem": {"payload": {"protocol": "ip", "field": "saddr"}}, "set": "@aff"}}],
+        "ip saddr != { 10.0.0.0/8, 172.31.254.2, 192.168.0.0-192.168.1.255 } drop": [
+            {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": {"set": [{"prefix": {"addr": "10.0.0.0", "len": 8}}, "172.31.254.2",
+                                         {"range": ["192.168.0.0", "192.168.1.255"]}]}}},
+            {"drop": None}],
+        "ip saddr != 10.0.0.0-10.0.1.127 drop": [
+            {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": {"range": ["10.0.0.0", "10.0.1.127"]}}}, {"drop": None}],
         "ip daddr @cluster-ips reject": [
             {"match": {"op": "==", "left": daddr, "right": "@cluster-ips"}},
             {"reject": {"type": "icmp", "expr": "port-unreachable"}}],
@@ -190,6 +221,36 @@ def test_nft_accepts_the_whole_script() -> None:
         asyncio.run(nft.check(script))
         with pytest.raises(NftError):
             asyncio.run(nft.check(script.replace("dnat to", "dnat too", 1)))
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Nft.available(), reason="needs root and nft")
+def test_firewall_rules_read_back_from_nft_as_rendered() -> None:
+    world = World()
+    world.apply(*scenario())
+    config = RenderConfig(table="pyb-fw", node_name="node-a", node_ips=("10.9.9.9",))
+    sources = [["10.0.0.0/24", "10.0.1.0/25"], ["10.0.0.0/24", "10.0.1.0/24"], ["192.0.2.7/32"], ["0.0.0.0/0"],
+               ["10.9.0.0/16", "192.168.0.0/16", "172.16.0.0/12"]]
+    for i, ranges in enumerate(sources):
+        world.apply(service(f"fw{i}", f"10.43.1.{i}", [port("http", 80)], type="LoadBalancer",
+                            status=lb_status(f"192.0.2.{100 + i}"), loadBalancerSourceRanges=ranges))
+    planner = Planner(config)
+    expected = TableState()
+    transaction = planner.full(world.state, None)
+    expected.apply(transaction.ops)
+    rules = [rule for name, chain in expected.chains.items() if name.startswith("firewall-") and "/" in name
+             for rule in chain.rules]
+    assert set(rules) >= {"ip saddr != 10.0.0.0-10.0.1.127 drop", "ip saddr != 10.0.0.0/23 drop",
+                          "ip saddr != 192.0.2.7 drop", "ip saddr != 0.0.0.0/0 drop",
+                          "ip saddr != { 10.9.0.0/16, 172.16.0.0/12, 192.0.2.104, 192.168.0.0/16 } drop"}
+    netns = f"pybfw-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        nft = Nft(netns=netns)
+        asyncio.run(nft.apply(transaction.script(config.table)))
+        actual = table_from_json(asyncio.run(nft.list_table("ip", config.table)))
+        assert actual == expected, expected.differences(actual)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
 
