@@ -136,7 +136,13 @@ def test_a_client_pod_reaches_a_service_by_name_and_every_endpoint_answers(node)
     apply(cluster, web_deployment(image, "web", 3) + "---" + service("web"))
     names = {p["metadata"]["name"] for p in ready_pods(cluster, "web", 3)}
     ip = cluster_ip(cluster, "web")
-    poll(lambda: http_get(ip, 80), "the ClusterIP answering the node")
+    seen: set[str | None] = set()
+
+    def all_in_rotation() -> bool:  # ready pods reach the proxy's rules through their slice
+        seen.update(http_get(ip, 80) for _ in range(10))
+        return names <= seen
+
+    poll(all_in_rotation, "every endpoint answering the node through the ClusterIP")
     script = (f"for n in web web.{NS} web.{NS}.svc.cluster.local; do "
               "echo name=$n $(wget -qO- http://$n/ || echo FAILED); done; "
               "for i in $(seq 60); do echo hit=$(wget -qO- http://web/ || echo FAILED); done")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -126,15 +127,23 @@ class Conntrack:
         script = "".join(flow.line() + "\n" for flow in flows)
         if not script:
             return 0
+        # a file, not stdin: conntrack opens "/dev/stdin" by path, which fails when stdin is a
+        # socket (uvloop's subprocess pipes are socket pairs)
+        with tempfile.NamedTemporaryFile("w", prefix="pybernetes-conntrack-", suffix=".txt") as batch:
+            batch.write(script)
+            batch.flush()
+            return await self._run_batch(batch.name)
+
+    async def _run_batch(self, path: str) -> int:
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._argv("-R", "-"), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                *self._argv("-R", path), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
             raise ConntrackError(f"cannot run {self.binary}: {exc}") from exc
         try:
             async with asyncio.timeout(self.timeout):
-                out, err = await process.communicate(script.encode())
+                out, err = await process.communicate()
         except BaseException as exc:  # timed out or cancelled: do not leave it running
             if process.returncode is None:
                 process.kill()

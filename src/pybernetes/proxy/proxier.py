@@ -306,7 +306,7 @@ class Proxier:
             elif garbage_at is not None and now >= garbage_at and retry_at is None:
                 try:
                     await self.backend.collect_garbage()
-                except SyncError as exc:
+                except Exception as exc:  # noqa: BLE001 - a SyncError, or anything: resync
                     self.metrics.failures.inc()
                     log.warning("deleting unused chains failed (%s); a full sync follows", exc)
                     self._need_full = True
@@ -326,7 +326,18 @@ class Proxier:
             self._pending.set()
 
     async def sync_once(self) -> bool:
-        """One sync of everything that changed (a full one when needed); whether it worked."""
+        """One sync of everything that changed (a full one when needed); whether it worked.
+        Nothing it meets ends the sync loop: an unexpected error is logged, and a full sync
+        follows."""
+        try:
+            return await self._sync_once()
+        except Exception:  # noqa: BLE001 - the proxy never stops syncing
+            self.metrics.failures.inc()
+            self._need_full = True
+            log.exception("proxy sync failed unexpectedly (a full sync follows)")
+            return False
+
+    async def _sync_once(self) -> bool:
         changed = refresh(self.tracker, self.state, before=self._udp_before)
         self.metrics.service_pending.set(0)
         self.metrics.endpoint_pending.set(0)

@@ -247,3 +247,29 @@ async def test_stale_udp_flows_are_deleted_after_committed_syncs_and_failures_on
             assert proxier.conntrack is None and proxier.last_error == ""
         finally:
             await proxier.stop()
+
+
+async def test_an_unexpected_error_in_a_sync_does_not_end_the_sync_loop(api_server, caplog) -> None:
+    caplog.set_level(logging.ERROR, "pybernetes.proxy")
+    backend = SimulatedBackend(stale_grace=0.05)
+    async with RestClient(Config(servers=[api_server.url])) as client:
+        proxier = Proxier(client, options(), backend=backend)
+        real, calls = proxier.render_config, []
+
+        def breaks_once():
+            calls.append(1)
+            if len(calls) == 2:  # the first sync after start works; the next one meets a bug
+                raise ValueError("a bug outside the backend")
+            return real()
+
+        proxier.render_config = breaks_once
+        await proxier.start()
+        try:
+            assert await proxier.wait_synced(10)
+            ip = await create_service(client, service("late", None))
+            await client.create(ENDPOINT_SLICES, endpoint_slice("late", [endpoint("10.244.0.9")]), "default")
+            read = frontend_of(backend)
+            assert await poll(lambda: read(ip), within=10, what="the service after the failed sync")
+            assert "a bug outside the backend" in caplog.text
+        finally:
+            await proxier.stop(cleanup=False)
