@@ -10,7 +10,9 @@ one that touches only what changed.
   ``recreate=True`` deletes and re-creates it instead (the fallback when even that fails).
 - ``incremental(state, names, table)`` re-renders the named ports and diffs them against what
   they had: changed chains are flushed and refilled, new ones created with their rules, map
-  elements added (``add map`` with elements) or deleted.  Chains and affinity sets that are no
+  elements added (``add map`` with elements) or deleted.  The affinity sets a written chain
+  uses are declared again (``add set``, a no-op for the kernel): nft 1.0.6 does not look sets up
+  for ``add chain NAME { rules }`` (table.py).  Chains and affinity sets that are no
   longer used are flushed at once and deleted ``stale_grace`` seconds later by ``garbage()``
   (0: in the same transaction), as upstream does, because a delete makes nft list every chain
   of the table first.
@@ -144,7 +146,7 @@ class Planner:
         stale = dict(self.stale)
         flushes: list[Op] = []
         set_deletes: list[Op] = []
-        set_adds: list[Op] = []
+        set_adds: dict[str, SetSpec] = {}
         levels: list[list[Op]] = [[], [], [], []]
         element_deletes: dict[str, list[str]] = {}
         element_adds: dict[str, list[tuple[str, str | None]]] = {}
@@ -171,8 +173,10 @@ class Planner:
                 existing = table.sets.get(set_name)
                 if set_name in respec or (existing is not None and existing.spec != spec):
                     set_deletes.append((DELETE_SET, set_name, "set"))
-                if set_name in respec or set_name not in old.sets:
-                    set_adds.append((ADD_SET, set_name, spec, ()))
+                    set_adds[set_name] = spec
+                elif existing is None or set_name not in old.sets:
+                    set_adds[set_name] = spec
+            written = False
             for chain, (level, rules) in new.chains.items():
                 stale.pop(("chain", chain, ""), None)
                 before = old.chains.get(chain)
@@ -181,6 +185,13 @@ class Planner:
                 if chain in table.chains and (before is not None or table.chains[chain].rules):
                     flushes.append((FLUSH_CHAIN, chain))
                 levels[level].append((ADD_CHAIN, chain, None, rules))
+                written = True
+            if written:
+                # nft 1.0.6 looks no set up for ``add chain NAME { rules }`` unless the
+                # transaction declares it (table.py): declare again the affinity sets that the
+                # chains written here use, also those programmed by earlier transactions
+                for set_name, spec in new.sets.items():
+                    set_adds.setdefault(set_name, spec)
             for chain in old.chains.keys() - new.chains.keys():
                 flushes.append((FLUSH_CHAIN, chain))
                 gone_chains.append(chain)
@@ -222,7 +233,8 @@ class Planner:
                 tail.append((DELETE_SET, set_name, "set"))
             else:
                 stale[("set", set_name, "")] = now
-        ops: list[Op] = flushes + set_deletes + set_adds
+        ops: list[Op] = flushes + set_deletes
+        ops.extend((ADD_SET, name, spec, ()) for name, spec in set_adds.items())
         for level in levels[1:]:
             ops.extend(level)
         ops.extend((DELETE_ELEMENTS, map_name, tuple(keys)) for map_name, keys in element_deletes.items())

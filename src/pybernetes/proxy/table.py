@@ -6,8 +6,12 @@ quickly.  Rules are text in one canonical form (the form ``nftjson.rule_text`` p
 -j`` lists back in), so a table read from the kernel compares equal to the one the proxy meant
 to program.  ``TableState.apply`` checks what the kernel checks (a chain or set must exist
 before it is used, a chain still jumped to or a set still used cannot go, an element cannot
-change its value by being added again, a base chain cannot change hook or priority) and is
-atomic: on error it raises ``TableError`` and changes nothing.  ``frontends`` reads a table
+change its value by being added again, a base chain cannot change hook or priority) and what
+nft 1.0.6 checks before the kernel sees anything: a rule of ``add chain NAME { rules }`` may use
+``@set`` only if the transaction declared that set before it (``add set``/``add map``), unless
+it holds a command that makes nft list the table's sets (``flush set``, ``delete set``, ``delete
+element``, ``delete chain``; ``add chain``, ``flush chain``, ``add``/``flush table`` do not).  It
+is atomic: on error it raises ``TableError`` and changes nothing.  ``frontends`` reads a table
 back in Service terms: what each service address and node port leads to.
 
 Commands are chosen for nft 1.0.6's cache: ``add chain NAME { rules }`` and ``add map NAME {
@@ -27,6 +31,8 @@ ADD_CHAIN, FLUSH_CHAIN, DELETE_CHAIN = "add-chain", "flush-chain", "delete-chain
 ADD_SET, FLUSH_SET, DELETE_SET, DELETE_ELEMENTS = "add-set", "flush-set", "delete-set", "delete-elements"
 
 Op = tuple
+# commands that make nft 1.0.6 fetch the table's sets into its cache (see the module doc)
+_FETCH_SETS = frozenset((FLUSH_SET, DELETE_SET, DELETE_ELEMENTS, DELETE_CHAIN))
 _TARGET = re.compile(r"\b(?:jump|goto) ([A-Za-z_.][^\s,;{}]*)")
 _SETREF = re.compile(r"@([A-Za-z_.][^\s,;{}]*)")
 
@@ -214,15 +220,23 @@ class TableState:
                     chains.update(_TARGET.findall(value or ""))
         return chains, sets
 
-    def _check_rule(self, chain: str, rule: str) -> None:
+    def _check_rule(self, chain: str, rule: str, declared: set[str] | None) -> None:
         for target in _TARGET.findall(rule):
             if target not in self.chains or target == chain:
                 raise TableError(f"chain {chain}: rule {rule!r} jumps to a missing chain {target}")
         for name in _SETREF.findall(rule):
             if name not in self.sets:
                 raise TableError(f"chain {chain}: rule {rule!r} uses a missing set {name}")
+            if declared is not None and name not in declared:
+                raise TableError(f"chain {chain}: rule {rule!r} uses set {name}, which the transaction "
+                                 "does not declare before it (nft does not look it up)")
 
     def _apply(self, ops: list[Op], check: bool) -> None:
+        # the sets nft knows while it evaluates the transaction: all (None) when a command makes
+        # it list them, else those declared so far (see the module doc)
+        declared: set[str] | None = None
+        if check and not any(op[0] in _FETCH_SETS for op in ops):
+            declared = set()
         for op in ops:
             code = op[0]
             if code == ADD_CHAIN:
@@ -239,7 +253,7 @@ class TableState:
                     chain.base = base  # a base chain's policy may change
                 if check:
                     for rule in rules:
-                        self._check_rule(name, rule)
+                        self._check_rule(name, rule, declared)
                 chain.rules.extend(rules)
             elif code == ADD_SET:
                 self._need_table(check)
@@ -249,6 +263,8 @@ class TableState:
                     state = self.sets[name] = SetState(spec)
                 elif check and state.spec != spec:
                     raise TableError(f"set {name} exists with another definition")
+                if declared is not None:
+                    declared.add(name)
                 for key, value in elements:
                     if check:
                         if key in state.elements and state.elements[key] != value:

@@ -128,6 +128,17 @@ async def programmed_frontends(backend: ProxyBackend) -> dict:
     return (await backend.programmed()).frontends
 
 
+async def collect_all_garbage(backend: ProxyBackend, within: float = 5.0) -> None:
+    """Delete what the backend left unused, once its grace period is over (polled)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (due := backend.garbage_due_in()) is not None:
+        assert asyncio.get_running_loop().time() < deadline, "the stale objects never became due"
+        if due > 0:
+            await asyncio.sleep(min(due, 0.05))
+            continue
+        await backend.collect_garbage()
+
+
 class BackendContract:
     async def test_it_is_a_backend(self, make_backend) -> None:
         backend = make_backend()
@@ -189,6 +200,47 @@ class BackendContract:
         assert frontends[("192.0.2.22", "tcp", 443)] == dnat("10.244.1.11")
         assert frontends[("10.43.0.16", "tcp", 80)].affinity == 0
         assert not (await incremental.programmed()).table.sets["firewall-ips"].elements
+
+    @pytest.mark.parametrize("grace", [0.0, 0.2], ids=["at-once", "deferred"])
+    async def test_affinity_endpoints_coming_one_by_one(self, make_backend, grace: float) -> None:
+        # each incremental sync rewrites the service chain, which uses the affinity sets of
+        # endpoints programmed by earlier syncs: nft must be told about them again
+        incremental, reference = make_backend(stale_grace=grace), make_backend()
+        world = World()
+        world.apply(service("sticky", "10.43.0.16", sessionAffinity="ClientIP"))
+        await incremental.sync(world.state, CONFIG, None)
+        a, b, c = "10.78.0.9", "10.78.0.10", "10.78.0.11"
+        not_ready, draining = {"ready": False}, {"ready": False, "serving": True, "terminating": True}
+        steps: list[tuple[dict[str, dict], Target, bool]] = [
+            ({a: not_ready, b: not_ready, c: not_ready}, Target("reject"), False),
+            ({a: {}, b: not_ready, c: not_ready}, dnat(a), False),
+            ({a: {}, b: {}, c: not_ready}, dnat(a, b), False),
+            ({a: {}, b: {}, c: {}}, dnat(a, b, c), False),
+            ({a: {}, b: draining, c: {}}, dnat(a, c), True),  # b's set and chain go (later)
+            ({a: draining, b: draining, c: {}}, dnat(c), False),
+            ({a: draining, b: draining}, dnat(a, b), True),  # none ready: the serving ones
+            ({b: {}}, dnat(b), True),
+            ({a: not_ready, b: {}, c: {}}, dnat(b, c), False),
+            ({a: {}, b: {}, c: {}}, dnat(a, b, c), False),
+        ]
+        for wanted, target, collect in steps:
+            changed = world.apply(endpoint_slice("sticky", [endpoint(ip, **conditions)
+                                                            for ip, conditions in wanted.items()]))
+            assert changed, wanted
+            result = await incremental.sync(world.state, CONFIG, changed)
+            assert not result.full
+            frontend = (await programmed_frontends(incremental))[("10.43.0.16", "tcp", 80)]
+            assert frontend == (target if target.verdict != "dnat" else dataclasses.replace(target, affinity=10800))
+            if collect:  # the deferred deletes happen before the next change
+                await collect_all_garbage(incremental)
+            await reference.sync(world.state, CONFIG, None)
+            if not grace:
+                mine, theirs = (await incremental.programmed()).table, (await reference.programmed()).table
+                assert mine == theirs, mine.differences(theirs)
+        await collect_all_garbage(incremental)
+        mine, theirs = (await incremental.programmed()).table, (await reference.programmed()).table
+        assert mine == theirs, mine.differences(theirs)
+        assert not await incremental.check_drift()
 
     async def test_deleting_services_and_losing_a_collision(self, make_backend) -> None:
         backend = make_backend()

@@ -27,10 +27,13 @@ from pybernetes.proxy.table import (  # noqa: E402
     ADD_SET,
     ADD_TABLE,
     DELETE_CHAIN,
+    DELETE_ELEMENTS,
     FLUSH_CHAIN,
+    FLUSH_SET,
     SetSpec,
     TableError,
     TableState,
+    to_script,
 )
 
 NAME = PortName("default", "web", "http", "tcp")
@@ -155,6 +158,59 @@ def test_the_table_refuses_what_the_kernel_refuses_and_changes_nothing() -> None
         with pytest.raises(TableError):
             table.apply(ops)
         assert table == snapshot
+
+
+AFFINITY = SetSpec("ipv4_addr", timeout=60)
+USE = ("ip saddr @aff goto a",)
+SET_SETUP = [(ADD_TABLE,), (ADD_SET, "aff", AFFINITY, ()), (ADD_SET, "m", SetSpec("ipv4_addr", True), ()),
+             (ADD_CHAIN, "a", None, ()), (ADD_CHAIN, "b", None, USE)]
+SET_CASES = {  # a transaction over SET_SETUP -> whether nft 1.0.6 takes it
+    "a chain alone using an existing set": ([(ADD_CHAIN, "c", None, USE)], False),
+    "a chain refilled": ([(FLUSH_CHAIN, "b"), (ADD_CHAIN, "b", None, USE)], False),
+    "the set declared after its use": ([(ADD_CHAIN, "c", None, USE), (ADD_SET, "aff", AFFINITY, ())], False),
+    "another set declared": ([(ADD_SET, "m", SetSpec("ipv4_addr", True), (("10.0.0.1", "goto a"),)),
+                              (ADD_CHAIN, "c", None, USE)], False),
+    "the set declared first": ([(FLUSH_CHAIN, "b"), (ADD_SET, "aff", AFFINITY, ()), (ADD_CHAIN, "b", None, USE)],
+                               True),
+    "a set flushed": ([(FLUSH_SET, "m", "map"), (ADD_CHAIN, "c", None, USE)], True),
+    "a chain deleted later": ([(ADD_CHAIN, "c", None, USE), (DELETE_CHAIN, "a")], False),  # a still used
+    "an empty chain deleted later": ([(ADD_CHAIN, "c", None, USE), (ADD_CHAIN, "d", None, ()),
+                                      (DELETE_CHAIN, "d")], True),
+}
+
+
+def test_a_written_chain_uses_only_sets_its_transaction_declares_or_makes_nft_list() -> None:
+    for case, (ops, accepted) in SET_CASES.items():
+        table = TableState()
+        table.apply(SET_SETUP)
+        snapshot = table.copy()
+        if accepted:
+            table.apply(ops)
+        else:
+            with pytest.raises(TableError):
+                table.apply(ops)
+            assert table == snapshot, case
+    table = TableState()
+    table.apply([*SET_SETUP, (ADD_SET, "m", SetSpec("ipv4_addr", True), (("10.0.0.1", "goto a"),))])
+    table.apply([(DELETE_ELEMENTS, "m", ("10.0.0.1",)), (ADD_CHAIN, "c", None, USE)])  # a delete lists sets
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Nft.available(), reason="needs root and nft")
+def test_nft_takes_and_refuses_the_same_set_uses_as_the_table() -> None:
+    netns = f"pybsu-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        nft = Nft(netns=netns)
+        for ops, accepted in SET_CASES.values():
+            asyncio.run(nft.delete_table("ip", "pyb-sets"))
+            asyncio.run(nft.apply(to_script(SET_SETUP, "pyb-sets")))
+            if accepted:
+                asyncio.run(nft.apply(to_script(ops, "pyb-sets")))
+            else:
+                with pytest.raises(NftError):
+                    asyncio.run(nft.apply(to_script(ops, "pyb-sets")))
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)
 
 
 def test_json_rules_print_in_the_canonical_text() -> None:
