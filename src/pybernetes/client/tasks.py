@@ -85,3 +85,13 @@ class TaskSet:
         """Wait until every task has ended (for tests and supervisors)."""
         while self._tasks:
             await asyncio.wait(list(self._tasks))
+
+
+async def wait_set(event: asyncio.Event, within: float | None = None) -> bool:
+    """Whether ``event`` is set within ``within`` seconds (None: wait as long as it takes)."""
+    try:
+        async with asyncio.timeout(within):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

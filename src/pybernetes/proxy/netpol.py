@@ -29,7 +29,7 @@ from typing import Any
 from pybernetes.client.flowcontrol import Backoff
 from pybernetes.client.informer import SharedInformer, SharedInformerFactory
 from pybernetes.client.rest import RestClient
-from pybernetes.client.tasks import TaskSet
+from pybernetes.client.tasks import TaskSet, wait_set
 from pybernetes.proxy.metrics import NetpolMetrics
 from pybernetes.proxy.netpol_model import PodInfo, compute_from, namespace_labels, pod_digest, safe_pod_info
 from pybernetes.proxy.netpol_rules import DEFAULT_TABLE, FAMILY, Ruleset, build, diff_script, full_script
@@ -105,12 +105,7 @@ class NetworkPolicyEnforcer:
 
     async def wait_for_sync(self, within: float | None = None) -> bool:
         """Whether the table matched the cluster once within ``within`` seconds."""
-        try:
-            async with asyncio.timeout(within):
-                await self._synced.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_set(self._synced, within)
 
     async def stop(self, cleanup: bool = True) -> None:
         await self._tasks.stop()

@@ -38,7 +38,7 @@ from pybernetes.client.cache import object_of
 from pybernetes.client.flowcontrol import Backoff
 from pybernetes.client.informer import SharedInformer, SharedInformerFactory
 from pybernetes.client.rest import RestClient
-from pybernetes.client.tasks import TaskSet
+from pybernetes.client.tasks import TaskSet, wait_set
 from pybernetes.proxy import metrics as metrics_mod
 from pybernetes.proxy.backend import ProxyBackend, SyncError
 from pybernetes.proxy.conntrack import Conntrack, ConntrackError, stale_flows
@@ -189,12 +189,7 @@ class Proxier:
 
     async def wait_synced(self, within: float | None = None) -> bool:
         """Whether the first full sync succeeded within ``within`` seconds."""
-        try:
-            async with asyncio.timeout(within):
-                await self._synced.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_set(self._synced, within)
 
     # -- informer events ---------------------------------------------------------------------
 
