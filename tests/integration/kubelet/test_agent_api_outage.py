@@ -5,8 +5,11 @@ pod still Running with no restart counted — and acts on new requests (a deleti
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
+import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -20,6 +23,8 @@ from pybernetes.kubelet.runtime.protocol import ContainerState
 from pybernetes.kubelet.runtime.simulated import SimulatedRuntime
 
 PODS = ("", "v1", "pods")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+import async_poll  # noqa: E402
 
 
 def free_port() -> int:
@@ -36,14 +41,7 @@ async def serve(data_dir, port: int) -> web.AppRunner:
     return runner
 
 
-async def poll(predicate, within: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+poll = functools.partial(async_poll.poll, within=20.0, interval=0.05)
 
 
 async def test_the_agent_rides_out_an_api_server_outage(tmp_path) -> None:

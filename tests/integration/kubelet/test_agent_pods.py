@@ -6,8 +6,8 @@ restarted agent adopting running containers."""
 
 from __future__ import annotations
 
-import asyncio
-import time
+import functools
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,17 +23,10 @@ from pybernetes.kubelet.runtime.simulated import EXIT_AFTER, EXIT_CODE, Simulate
 
 PODS = ("", "v1", "pods")
 NODE = "node-a"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+import async_poll  # noqa: E402
 
-
-async def poll(predicate, within: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + within
-    last = None
-    while True:
-        last = await predicate()
-        if last:
-            return last
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+poll = functools.partial(async_poll.poll, within=15.0, interval=0.05)
 
 
 def read_text(path: str) -> str:

@@ -4,8 +4,9 @@ restarts the container, and the container's log is read through the API server's
 
 from __future__ import annotations
 
-import asyncio
-import time
+import functools
+import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,16 +19,10 @@ from pybernetes.kubelet.runtime.process import ProcessRuntime
 PODS = ("", "v1", "pods")
 NODE = "node-p"
 IMAGE = "host/shell:1"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+import async_poll  # noqa: E402
 
-
-async def poll(predicate, within: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+poll = functools.partial(async_poll.poll, within=20.0, interval=0.05)
 
 
 @pytest.fixture

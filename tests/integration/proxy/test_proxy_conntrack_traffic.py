@@ -9,8 +9,8 @@ iproute2, nft, conntrack and busybox needed (skipped otherwise)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "proxy"))
+import async_poll  # noqa: E402
 import netns_lab  # noqa: E402
 from proxy_objects import endpoint, endpoint_slice, port, service  # noqa: E402
 
@@ -53,14 +54,7 @@ def lab():
         yield the_lab
 
 
-async def poll(predicate, within: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+poll = functools.partial(async_poll.poll, within=10.0, interval=0.05)
 
 
 @pytest.mark.parametrize("cleanup", [True, False], ids=["with-cleanup", "control-without"])

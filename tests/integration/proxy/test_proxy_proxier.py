@@ -5,9 +5,9 @@ colliding Service are survived; metrics and health are served; stop removes the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -24,15 +24,10 @@ from pybernetes.proxy.conntrack import Conntrack, ConntrackError, Flow  # noqa: 
 from pybernetes.proxy.proxier import ENDPOINT_SLICES, NODES, SERVICES, Proxier, ProxierOptions  # noqa: E402
 from pybernetes.proxy.table import Target  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+import async_poll  # noqa: E402
 
-async def poll(predicate, within: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
+poll = functools.partial(async_poll.poll, within=10.0, interval=0.02)
 
 
 def options(**kw) -> ProxierOptions:
