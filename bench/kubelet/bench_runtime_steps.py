@@ -7,7 +7,11 @@ Medians over N runs (default 20) of:
 - pybernetes' own: the in-process namespace creation (kernel.create_namespaces), and
   RuncRuntime's ``run_pod_sandbox``, ``create_container`` and ``start_container`` (conmon +
   runc create + runc start) of the same image, and the three together;
-- the ratio of RuncRuntime's pod start (sandbox + create + start) to the floor's sum.
+- the ratio of RuncRuntime's pod start (sandbox + create + start) to the floor's sum;
+- the burst floor (``--burst N``, default 100): N raw pods (netns + CNI ADD + overlay mount +
+  ``runc run -d``) started at once by a few workers (``--workers``, default 4), nothing else
+  running — when each was up, counted from the burst's start (p50, p99), and the machine's CPU
+  seconds per pod.  No kubelet can start N runc pods at once faster than this on the machine.
 
 Everything it creates (namespaces, bridge, cgroups, mounts, containers) is removed at the end.
 
@@ -32,8 +36,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.insert(0, str(ROOT / "bench"))
 import busybox_image  # noqa: E402
 
+from common import percentile  # noqa: E402
 from pybernetes.kubelet.runtime import cni, kernel  # noqa: E402
 from pybernetes.kubelet.runtime.images import ImageStore  # noqa: E402
 from pybernetes.kubelet.runtime.protocol import ContainerConfig, PodSandboxConfig  # noqa: E402
@@ -91,6 +97,58 @@ class Floor:
             subprocess.run([f"{CNI_BIN}/bridge"], input=stdin, env={**env, "CNI_COMMAND": "DEL"}, capture_output=True)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
+    def pod_up(self, i: int) -> None:
+        """One raw pod, left running: netns, CNI ADD, overlay root, ``runc run -d``."""
+        name = f"pybb-{self.tag}-p{i}"
+        run("ip", "netns", "add", name)
+        conflist = cni.pod_network(name="bench", bridge=self.bridge, subnet=self.cidr, data_dir=str(self.work / "ipam"),
+                                   ip_masq=False)
+        stdin = json.dumps(cni.plugin_input(conflist, conflist["plugins"][0], None)).encode()
+        run(f"{CNI_BIN}/bridge", input=stdin, env={"CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}",
+                                                   "CNI_IFNAME": "eth0", "CNI_PATH": CNI_BIN, "CNI_COMMAND": "ADD",
+                                                   "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin")})
+        bundle = self.work / f"pbundle-{i}"
+        for sub in ("rootfs", "upper", "work"):
+            (bundle / sub).mkdir(parents=True)
+        kernel.mount_overlay(self.layers, bundle / "upper", bundle / "work", bundle / "rootfs")
+        spec = json.loads(self.spec_template)
+        spec["process"].update(terminal=False, args=["sleep", "3600"])
+        spec["linux"]["cgroupsPath"] = f"{self.cgroup_root}/pod-{i}"
+        spec["linux"]["namespaces"] = [n if n["type"] != "network" else {"type": "network", "path": f"/run/netns/{name}"}
+                                       for n in spec["linux"]["namespaces"]]
+        (bundle / "config.json").write_text(json.dumps(spec))
+        subprocess.run(["runc", f"--root={self.work / 'runc'}", "run", "-d", "--bundle", str(bundle), name], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pod_down(self, i: int) -> None:
+        name = f"pybb-{self.tag}-p{i}"
+        subprocess.run(["runc", f"--root={self.work / 'runc'}", "delete", "-f", name], capture_output=True)
+        kernel.umount(self.work / f"pbundle-{i}" / "rootfs")
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+    def burst(self, count: int, workers: int) -> tuple[list[float], float]:
+        """``count`` raw pods by ``workers`` threads: each pod's up time from the start, and the
+        machine's CPU seconds spent meanwhile."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        scratch = self.work / "spec-template"
+        scratch.mkdir()
+        run("runc", "spec", "--bundle", str(scratch))
+        self.spec_template = (scratch / "config.json").read_text()
+        cpu_before, began = machine_cpu(), time.perf_counter()
+
+        def one(i: int) -> float:
+            self.pod_up(i)
+            return time.perf_counter() - began
+
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                times = list(pool.map(one, range(count)))
+            return times, machine_cpu() - cpu_before
+        finally:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(self.pod_down, range(count)))
+
     def runc_run(self, i: int) -> float:
         bundle = self.work / f"bundle-{i}"
         for sub in ("rootfs", "upper", "work"):
@@ -110,6 +168,13 @@ class Floor:
         finally:
             subprocess.run(["runc", f"--root={self.work / 'runc'}", "delete", "-f", cid], capture_output=True)
             kernel.umount(bundle / "rootfs")
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (every core), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 async def runtime_steps(rt: RuncRuntime, runs: int) -> dict[str, list[float]]:
@@ -136,6 +201,8 @@ async def runtime_steps(rt: RuncRuntime, runs: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=100, help="raw pods started at once (0: none)")
+    parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     missing = [b for b in ("runc", "conmon", "ip") if shutil.which(b) is None]
     if os.geteuid() != 0 or missing or not busybox_image.available():
@@ -167,6 +234,11 @@ def main() -> None:
         pod = statistics.median(steps["pod"])
         print(f"  floor (netns + CNI ADD + runc run) {ms(floor_sum):6.1f}")
         print(f"  ratio RuncRuntime pod / floor      {pod / floor_sum:6.2f}")
+        if args.burst:
+            times, cpu = floor.burst(args.burst, args.workers)
+            print(f"burst floor: {args.burst} raw pods at once ({args.workers} workers): up at p50 "
+                  f"{ms(percentile(times, 50)):.0f} ms, p99 {ms(percentile(times, 99)):.0f} ms, "
+                  f"last {ms(times[-1]):.0f} ms; {ms(cpu / args.burst):.0f} ms of CPU per pod ({os.cpu_count()} cores)")
     finally:
         async def remove_all() -> None:
             for sandbox in await rt.list_pod_sandboxes():

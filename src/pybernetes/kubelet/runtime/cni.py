@@ -19,13 +19,13 @@ plugin's own message (CNI error JSON on stdout: ``code``, ``msg``, ``details``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import json
 import os
 from typing import Any
 
+from pybernetes.kubelet.runtime import spawn
 from pybernetes.kubelet.runtime.protocol import PortMapping, RuntimeError_
 
 CNI_VERSION = "1.0.0"
@@ -112,19 +112,13 @@ class CniRunner:
         env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns,
                "CNI_IFNAME": ifname, "CNI_PATH": self.bin_dir, "CNI_ARGS": args,
                "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
-        process = await asyncio.create_subprocess_exec(
-            binary, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(process.communicate(json.dumps(stdin).encode()), PLUGIN_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+            done = await spawn.run([binary], stdin=json.dumps(stdin).encode(), env=env, within=PLUGIN_TIMEOUT)
+        except spawn.CommandTimeout:
             raise RuntimeError_("NetworkError", f"plugin type={plugin['type']!r} {command} timed out") from None
-        if process.returncode != 0:
-            raise RuntimeError_("NetworkError", _error_message(plugin["type"], command, out, err,
-                                                               process.returncode or 0))
+        out, err = done.stdout, done.stderr
+        if done.returncode != 0:
+            raise RuntimeError_("NetworkError", _error_message(plugin["type"], command, out, err, done.returncode))
         if command != "ADD":
             return {}
         try:

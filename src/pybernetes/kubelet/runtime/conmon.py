@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybernetes.kubelet.runtime import kernel
+from pybernetes.kubelet.runtime import kernel, spawn
 from pybernetes.kubelet.runtime.protocol import ExecResult, RuntimeError_
 
 CREATE_TIMEOUT = 60.0
@@ -239,17 +239,11 @@ class Monitor:
         return data.partition(b"\n")[0]
 
     async def runc_command(self, *args: str, within: float = 60.0) -> tuple[int, str]:
-        process = await asyncio.create_subprocess_exec(
-            self.runc, f"--root={self.runc_root}", *args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
-            out, _ = await asyncio.wait_for(process.communicate(), within)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+            done = await spawn.run([self.runc, f"--root={self.runc_root}", *args], within=within, merge_stderr=True)
+        except spawn.CommandTimeout:
             return -1, f"runc {args[0]} timed out"
-        return process.returncode or 0, out.decode(errors="replace")
+        return done.returncode, done.stdout.decode(errors="replace")
 
     # -- state ------------------------------------------------------------------------------------
 

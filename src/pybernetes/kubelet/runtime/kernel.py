@@ -24,7 +24,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -77,11 +77,27 @@ def umount(target: str | Path, *, detach: bool = True) -> bool:
 
 
 def is_mountpoint(path: str | Path) -> bool:
-    """True when ``path`` is the target of a mount (checked against /proc/self/mountinfo, as a
-    file bind mount has no device change to see)."""
-    target = os.fsencode(os.path.abspath(path)).replace(b"\\", b"\\134").replace(b" ", b"\\040")
+    """True when ``path`` is the target of a mount.  A directory on another device than its
+    parent's is one (an overlay or tmpfs: one stat each, no matter how many mounts the node
+    has); otherwise /proc/self/mountinfo decides, as a bind mount shows no device change."""
+    path = os.path.abspath(path)
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev:
+            return True
+    return path in mount_targets([path])
+
+
+def mount_targets(paths: Iterable[str | Path]) -> set[str]:
+    """Those of ``paths`` that are targets of mounts, from one read of /proc/self/mountinfo."""
+    wanted = {os.fsencode(os.path.abspath(p)).replace(b"\\", b"\\134").replace(b" ", b"\\040"): os.path.abspath(p)
+              for p in paths}
+    found: set[str] = set()
     with open("/proc/self/mountinfo", "rb") as mountinfo:
-        return any(line.split(b" ", 5)[4] == target for line in mountinfo)
+        for line in mountinfo:
+            target = line.split(b" ", 5)[4]
+            if target in wanted:
+                found.add(wanted[target])
+    return found
 
 
 def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path) -> None:

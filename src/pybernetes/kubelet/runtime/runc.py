@@ -90,6 +90,7 @@ log = logging.getLogger(__name__)
 now_ns = time.time_ns
 
 VERSION = "0.1.0"
+TOUCH_EVERY = 60.0  # seconds: how fresh an image's "last used" (for image GC) is kept
 Puller = Callable[[str, "dict[str, str] | None"], Awaitable[Image]]
 def _sweep(directory: Path) -> None:
     """Remove a directory the runtime has no record of, unmounting what is mounted under it
@@ -134,6 +135,7 @@ class RuncRuntime:
         self._host_caps = host_caps()
         self._host_devices: list[dict[str, Any]] | None = None
         self._image_cache: dict[str, ImageInfo] = {}
+        self._touched: dict[str, float] = {}  # image id -> monotonic time of the last touch
         self._runc_version = ""
         self._sandboxes: dict[str, SandboxRecord] = {}
         self._containers: dict[str, ContainerRecord] = {}
@@ -283,7 +285,7 @@ class RuncRuntime:
         kernel.umount(record.directory / "shm")
         if record.owns_cgroup_parent:  # another sandbox of the pod (a later attempt) may still use it
             self.cgroups.remove_if_empty(record.cgroup_parent)
-        if any(kernel.is_mountpoint(p) for p in (record.directory / "shm", *map(Path, record.namespaces.values()))):
+        if kernel.mount_targets([record.directory / "shm", *record.namespaces.values()]):
             raise RuntimeError_("RemovePodSandboxError", f"sandbox {record.status.id[:12]} still has mounts")
         shutil.rmtree(record.directory, ignore_errors=True)
         self._sandboxes.pop(record.status.id, None)
@@ -347,8 +349,10 @@ class RuncRuntime:
         image_user = str(image.config.get("User") or "")
         ocispec.check_run_as_non_root(config, image_user, f"{pconf.name}_{pconf.namespace}({pconf.uid})")
         user = ocispec.resolve_user(config, image_user, image.passwd, image.group)
-        with contextlib.suppress(NotFound, OSError):  # for image GC: last used now
-            await asyncio.to_thread(self.images.touch, image.id)
+        if time.monotonic() - self._touched.get(image.id, -TOUCH_EVERY) >= TOUCH_EVERY:
+            with contextlib.suppress(NotFound, OSError):  # for image GC: last used now (to the minute)
+                await asyncio.to_thread(self.images.touch, image.id)
+                self._touched[image.id] = time.monotonic()
         if config.security.privileged and self._host_devices is None:
             self._host_devices = await asyncio.to_thread(host_devices)
         container_id = secrets.token_hex(32)
