@@ -298,6 +298,8 @@ spec:
     running = poll(phase_is(cluster, "transient", "Running"), "Running", timeout=90)
     uid, ip = running["metadata"]["uid"], running["status"]["podIP"]
     container_id = running["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    # pulled from the registry: its imageID is the repo digest, as containerd shows it
+    assert running["status"]["containerStatuses"][0]["imageID"].startswith(image.rsplit(":", 1)[0] + "@sha256:")
     cluster.kubectl("delete", "pod", "transient")
     poll(lambda: not cluster.get("pods", "--field-selector", "metadata.name=transient")["items"], "the pod gone")
     agent_root = cluster.data_dir / "agent"

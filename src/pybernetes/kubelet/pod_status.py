@@ -63,7 +63,7 @@ def container_status(container: Obj, history: list[ContainerStatus], *, waiting:
         out["state"] = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
         return out
     out["restartCount"] = latest.config.attempt
-    out["imageID"] = latest.image_ref
+    out["imageID"] = latest.image_digest or latest.image_ref  # containerd: the repo digest, else the image id
     out["containerID"] = f"{runtime_name}://{latest.id}"
     previous = history[1] if len(history) > 1 else None
     if latest.state is ContainerState.RUNNING:

@@ -155,6 +155,22 @@ def select_platform(index: dict, where: str, os_name: str = "linux", architectur
     return best[2]
 
 
+def repo_digest_for(reference: str, repo_digests: list[str]) -> str:
+    """The repo digest (``repo@sha256:...``) a container of ``reference`` shows as its imageID,
+    as containerd does: the one of the reference's repository, else the first; "" if none."""
+    try:
+        name = normalize_ref(reference)
+    except ImageError:
+        name = reference
+    repo = name.partition("@")[0]
+    if ":" in repo.rsplit("/", 1)[-1]:
+        repo = repo.rsplit(":", 1)[0]
+    for digest in repo_digests:
+        if digest.partition("@")[0] == repo:
+            return digest
+    return repo_digests[0] if repo_digests else ""
+
+
 def split_reference(name: str) -> tuple[str, str, str]:
     """(registry host, repository, tag or digest) of a normalized reference."""
     host, _, rest = name.partition("/")

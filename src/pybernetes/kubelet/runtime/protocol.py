@@ -164,6 +164,7 @@ class ContainerStatus:
     reason: str = ""  # Completed, Error, OOMKilled ...
     message: str = ""
     image_ref: str = ""  # the image id it runs
+    image_digest: str = ""  # ``repo@sha256:<manifest>`` it runs as, "" for an image without one (imported)
     log_path: str = ""  # absolute
 
 

@@ -47,6 +47,7 @@ from typing import Any
 from pybernetes.kubelet.runtime import cni, kernel, ocispec
 from pybernetes.kubelet.runtime.cgroups import Layout
 from pybernetes.kubelet.runtime.conmon import Monitor, Started
+from pybernetes.kubelet.runtime.image_format import repo_digest_for
 from pybernetes.kubelet.runtime.images import ImageStore
 from pybernetes.kubelet.runtime.masquerade import NodeMasquerade
 from pybernetes.kubelet.runtime.protocol import (
@@ -332,8 +333,10 @@ class RuncRuntime:
         if info is None or not all(layer.is_dir() for layer in info.layers):  # new, or its layers were collected
             layers = await asyncio.to_thread(self.images.unpack, image.id)
             info = ImageInfo(image.id, layers, self.images.config(image.id), layer_file(layers, "etc/passwd"),
-                              layer_file(layers, "etc/group"))
+                              layer_file(layers, "etc/group"), list(image.repo_digests))
             self._image_cache[image.id] = info
+        elif info.repo_digests != image.repo_digests:  # pulled under another repository since
+            info = self._image_cache[image.id] = replace(info, repo_digests=list(image.repo_digests))
         return info
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
@@ -371,7 +374,8 @@ class RuncRuntime:
         log_dir = pconf.log_directory or str(sandbox.directory / "logs")
         log_path = str(Path(log_dir) / config.log_path) if config.log_path else ""
         record = ContainerRecord(ContainerStatus(container_id, sandbox_id, config, ContainerState.CREATED, now_ns(),
-                                                 image_ref=image.id, log_path=log_path),
+                                                 image_ref=image.id, log_path=log_path,
+                                                 image_digest=repo_digest_for(config.image, image.repo_digests)),
                                  bundle, cgroup, shares_pid_namespace=bool(sandbox.pid_holder))
         try:
             for sub in ("rootfs", "upper", "work"):

@@ -62,6 +62,7 @@ class ImageInfo:
     config: dict[str, Any]
     passwd: str
     group: str
+    repo_digests: list[str]
 
 
 def layer_file(layers: list[Path], name: str) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from pybernetes.kubelet.runtime.image_format import repo_digest_for
 from pybernetes.kubelet.runtime.protocol import (
     ContainerConfig,
     ContainerState,
@@ -151,7 +152,7 @@ class TrackedRuntime:
         container_id = self._new_id("container")
         self._containers[container_id] = record(ContainerStatus(
             container_id, sandbox.status.id, config, ContainerState.CREATED, now_ns(), image_ref=image.id,
-            log_path=log_path))
+            image_digest=repo_digest_for(config.image, image.repo_digests), log_path=log_path))
         sandbox.containers.add(container_id)
         return container_id
 
