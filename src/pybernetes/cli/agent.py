@@ -14,6 +14,16 @@ from pybernetes.cli.common import default_data_dir
 from pybernetes.cli.supervise import Supervised, python_command
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
 def add_agent_flags(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
     if standalone:
         target = parser.add_mutually_exclusive_group()
@@ -21,6 +31,9 @@ def add_agent_flags(parser: argparse.ArgumentParser, *, standalone: bool) -> Non
         target.add_argument("--kubeconfig", metavar="FILE")
         parser.add_argument("--data-dir", type=Path, default=None)
         parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error", "critical"))
+        parser.add_argument("--eviction-interval", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                            help="seconds between measurements of the pods' local storage (emptyDir "
+                                 "sizeLimit, ephemeral-storage limits) for eviction")
     parser.add_argument("--node-name", default=None, help="default: this host's name")
     parser.add_argument("--node-ip", default=None,
                         help="the address the node reports (default: the host's; with up: 127.0.0.1)")
@@ -89,7 +102,8 @@ def run_agent(args: argparse.Namespace) -> int:
             cluster_dns = [s.strip() for s in args.cluster_dns.split(",") if s.strip()]
             agent = NodeAgent(client, node_name, runtime, str(data_dir), node_ip=args.node_ip,
                               server_port=args.kubelet_port, pod_cidr_given=bool(args.pod_cidr),
-                              cluster_dns=cluster_dns, cluster_domain=args.cluster_domain)
+                              cluster_dns=cluster_dns, cluster_domain=args.cluster_domain,
+                              eviction_interval=getattr(args, "eviction_interval", 10.0))
             await agent.start()
             print(f"pybernetes agent: node {node_name} registered ({runtime.name} runtime)", flush=True)
             children = node_components(args, node_name, runtime)

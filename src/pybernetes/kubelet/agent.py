@@ -5,7 +5,9 @@ addresses, nodeInfo, the four conditions), renews its Lease in ``kube-node-lease
 pods bound to it: an informer of those pods alone (field selector ``spec.nodeName``) feeds the
 pod workers (pod_workers.py), which sync each pod through the runtime (pod_sync.py) and post
 its status (status_manager.py).  Services come from an informer too (the containers'
-environment); ConfigMaps and Secrets are read when a container starts.
+environment); ConfigMaps and Secrets are read when a container starts.  Every
+``eviction_interval`` seconds the local storage eviction (eviction.py) measures the pods with
+emptyDir sizeLimits or ephemeral-storage limits and evicts those over them.
 
 A conflict on a write is retried from a fresh read; a failed period is logged and the next one
 tries again (an unreachable API server never stops the agent).
@@ -29,6 +31,8 @@ from pybernetes.client.rest import RestClient
 from pybernetes.client.tasks import TaskSet
 from pybernetes.kubelet import runtimes, stats
 from pybernetes.kubelet.container_config import dns_config, read_resolv_conf
+from pybernetes.kubelet.eviction import INTERVAL as EVICTION_INTERVAL
+from pybernetes.kubelet.eviction import LocalStorageEviction
 from pybernetes.kubelet.log_resolver import LogResolver
 from pybernetes.kubelet.logs import ContainerLogManager
 from pybernetes.kubelet.node_status import HostFigures, node_status
@@ -76,7 +80,7 @@ class NodeAgent:
                  cluster_domain: str = "cluster.local", node_ip: str | None = None, server_address: str | None = None,
                  server_port: int = 0, log_rotation_period: float = 10.0,
                  log_rotation: ContainerLogManager | None = None, pod_cidr_given: bool = True,
-                 image_gc_period: float = IMAGE_GC_PERIOD) -> None:
+                 image_gc_period: float = IMAGE_GC_PERIOD, eviction_interval: float = EVICTION_INTERVAL) -> None:
         self.client = client
         self.node_name = node_name
         self.runtime = runtime
@@ -124,6 +128,8 @@ class NodeAgent:
         self.server_port = 0
         self.pod_cidr_given = pod_cidr_given
         self.image_gc_period = image_gc_period
+        self.eviction_interval = eviction_interval
+        self.eviction = LocalStorageEviction(self.syncer, self.volumes, self._pods_now, self.workers.wake)
 
     def cluster_dns(self) -> list[str]:
         """The nameservers of ClusterFirst pods: ``--cluster-dns`` if given, else the ClusterIP
@@ -157,6 +163,7 @@ class NodeAgent:
         self._tasks.start("pod-status", self.status_manager.run())
         self._tasks.start("log-rotation", self._every(self.log_rotation_period, self.rotate_logs))
         self._tasks.start("local-path-reclaimer", self.reclaimer.run())
+        self._tasks.start("local-storage-eviction", self._every(self.eviction_interval, self.eviction.check))
         if isinstance(getattr(self.runtime, "images", None), ImageStore):
             self._tasks.start("image-gc", self._every(self.image_gc_period, self.collect_images))
         self.workers.start()
@@ -213,6 +220,10 @@ class NodeAgent:
                 if name == claim:
                     return True
         return False
+
+    def _pods_now(self) -> list[Obj]:
+        """The node's pods, each with the status the kubelet last computed for it."""
+        return [self.status_manager.latest(p) for p in map(self.workers.pod, self.workers.known()) if p]
 
     def _find_pod(self, namespace: str, name: str) -> Obj | None:
         return self.pods.indexer.get(f"{namespace}/{name}")

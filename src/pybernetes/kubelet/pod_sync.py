@@ -11,7 +11,8 @@ tries again.  It returns the status to post and when to sync again.
 
 ``terminate(pod, grace)`` runs preStop hooks and stops every container within the grace
 period, then stops the sandbox; ``cleanup(uid)`` removes everything the pod left (containers,
-sandboxes, volumes, its directory).
+sandboxes, volumes, its directory).  ``fail(pod, reason, message)`` fails a pod from
+outside its sync, as activeDeadlineSeconds does from inside (eviction.py evicts this way).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class PodState:
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)  # container id -> termination message
     failure: tuple[str, str] | None = None
+    failure_grace: float | None = None  # the containers' grace period then, if not the pod's (an eviction: 1 s)
     first_seen: float = field(default_factory=time.time)
     volumes: dict[str, str] | None = None  # volume name -> host path, once set up
     refreshed: float = 0.0
@@ -186,7 +188,8 @@ class PodSyncer:
                 state.failure = ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
                 self._event(pod, "Normal", "DeadlineExceeded", state.failure[1])
         if state.failure is not None or phase in ("Succeeded", "Failed"):
-            await self._stop_all(pod, sandboxes, history, grace=_grace(pod))
+            grace = _grace(pod) if state.failure_grace is None else state.failure_grace
+            await self._stop_all(pod, sandboxes, history, grace=grace)
             sandboxes, history = await self.runtime_view(uid)
             return SyncResult(self._status(pod, state, sandboxes, history, terminating=True), RESYNC)
         current_history = {name: [s for s in found if current is not None and s.sandbox_id == current.id]
@@ -247,6 +250,23 @@ class PodSyncer:
                     await self.runtime.stop_pod_sandbox(sandbox.id)
             sandboxes, history = await self.runtime_view(uid)
         return SyncResult(self._status(pod, state, sandboxes, history), next_sync)
+
+    def fail(self, pod: Obj, reason: str, message: str, *, grace: float | None = None,
+             event: str = "Warning") -> bool:
+        """Fail the pod from outside its sync (the eviction manager): its next sync kills its
+        containers within ``grace`` (None: the pod's own grace period) and posts phase Failed
+        with ``reason``/``message``; an event ``reason`` is recorded now.
+        False when the pod has already failed or was never synced here (nothing changes)."""
+        state = self.states.get((pod.get("metadata") or {}).get("uid", ""))
+        if state is None or state.failure is not None:
+            return False
+        state.failure, state.failure_grace = (reason, message), grace
+        self._event(pod, event, reason, message)
+        return True
+
+    def has_failed(self, uid: str) -> bool:
+        state = self.states.get(uid)
+        return state is not None and state.failure is not None
 
     def _update_probes(self, pod: Obj, sandboxes: list[PodSandboxStatus],
                        history: dict[str, list[ContainerStatus]]) -> None:
@@ -454,7 +474,7 @@ class PodSyncer:
         began = time.monotonic()
         container = next((c for c in _all_containers(pod) if c.get("name") == status.config.name), {})
         pre_stop = (container.get("lifecycle") or {}).get("preStop")
-        if pre_stop:
+        if pre_stop and grace > 0:  # as upstream: no time, no hook (a forced kill, an eviction)
             sandbox_ip = ""
             with contextlib.suppress(RuntimeError_):
                 sandbox_ip = (await self.runtime.pod_sandbox_status(status.sandbox_id)).ip

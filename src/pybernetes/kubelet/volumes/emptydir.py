@@ -2,8 +2,8 @@
 ``<pods dir>/<uid>/volumes/kubernetes.io~empty-dir/<name>``.
 
 - medium ``""`` (the node's disk): a directory with mode 0777.  ``sizeLimit`` is parsed and
-  recorded (``EmptyDir.size_limit``, see ``VolumeManager.size_limits``); upstream enforces it
-  by evicting the pod, which this node agent does not do (no eviction manager yet).
+  recorded (``EmptyDir.size_limit``, see ``VolumeManager.size_limits``); as upstream, it is
+  enforced by evicting the pod (kubelet/eviction.py).
 - medium ``Memory``: a tmpfs mounted there, its size the ``sizeLimit`` or else the node's
   memory.  Mounting needs root: without root the volume falls back to the disk, with a warning
   (the ``process`` runtime runs unprivileged and isolates nothing anyway).

@@ -17,6 +17,8 @@ The pod workers call:
   subpaths), then its ``volumes`` and ``volume-subpaths`` directories removed, and the pod
   directory if nothing else is left in it.  Data of hostPath and PV volumes is never under it.
 - ``pod_uids_on_disk()`` — pods with a directory here (orphans after a restart).
+- ``empty_dirs(pod)`` — the pod's emptyDir directories with medium and sizeLimit (what the
+  local storage eviction of eviction.py measures).
 
 Layout: ``<pods dir>/<uid>/volumes/kubernetes.io~<plugin>/<name>``.  Secret, downwardAPI and
 projected volumes are tmpfs mounts when running as root (never on disk); fsGroup is applied
@@ -79,6 +81,16 @@ SERVICEACCOUNTS = ("", "v1", "serviceaccounts")
 NODE_TTL = 60.0
 PROJECTED_KINDS = ("configMap", "secret", "downwardAPI", "projected")
 PLUGIN_OF = {"configMap": CONFIG_MAP, "secret": SECRET, "downwardAPI": DOWNWARD_API, "projected": PROJECTED}
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyDirVolume:
+    """One emptyDir of a pod: its directory here, medium ("" disk, "Memory") and sizeLimit text."""
+
+    name: str
+    path: Path
+    medium: str
+    size_limit: str | None
 
 
 @dataclass
@@ -314,9 +326,31 @@ class VolumeManager:
                                    subpaths_dir=subpaths_dir)
 
     def size_limits(self, pod_uid: str) -> dict[str, int]:
-        """emptyDir sizeLimits of a pod (bytes), as set up; not enforced (no eviction here)."""
+        """emptyDir sizeLimits of a pod (bytes), as set up (eviction.py enforces them)."""
         state = self._pods.get(pod_uid)
         return dict(state.size_limits) if state is not None else {}
+
+    def empty_dirs(self, pod: Obj) -> list[EmptyDirVolume]:
+        """The pod's emptyDir volumes from its spec, each with its directory on this node (it may
+        not exist yet), medium and sizeLimit as written; read from the spec and the on-disk
+        layout, so it holds for pods adopted after a restart too.  Bad names are left out."""
+        uid = check_pod_uid(str(meta(pod).get("uid") or ""))
+        out = []
+        for volume in lst(d(pod.get("spec")).get("volumes")):
+            volume = d(volume)
+            source = volume.get("emptyDir")
+            if source is None:
+                continue
+            name = str(volume.get("name") or "")
+            try:
+                path = volume_dir(self.pods_dir, uid, EMPTY_DIR, name)
+            except ValueError:
+                continue
+            source = d(source)
+            limit = source.get("sizeLimit")
+            out.append(EmptyDirVolume(name, path, str(source.get("medium") or ""),
+                                      None if limit in (None, "") else str(limit)))
+        return out
 
     # -- running pods --------------------------------------------------------------------------
 
