@@ -187,6 +187,30 @@ spec:
     cluster.kubectl("delete", "pod", "hog")
 
 
+def test_a_pod_writing_past_its_empty_dir_size_limit_is_evicted(node) -> None:
+    cluster, image = node
+    apply(cluster, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: filler}}
+spec:
+  terminationGracePeriodSeconds: 30
+  volumes: [{{name: scratch, emptyDir: {{sizeLimit: 1Mi}}}}]
+  containers:
+  - name: filler
+    image: {image}
+    command: [sh, -c, "dd if=/dev/zero of=/scratch/big bs=64k count=48; exec sleep 3600"]
+    volumeMounts: [{{name: scratch, mountPath: /scratch}}]
+""")
+    done = poll(phase_is(cluster, "filler", "Failed"), "the pod evicted", timeout=60)
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    assert done["status"]["reason"] == "Evicted" and done["status"]["message"] == message
+    assert "terminated" in done["status"]["containerStatuses"][0]["state"]
+    described = cluster.kubectl("describe", "pod", "filler").stdout
+    assert "Evicted" in described and "exceeds the limit" in described
+    cluster.kubectl("delete", "pod", "filler")
+
+
 def test_a_readiness_probe_gates_ready(node) -> None:
     cluster, image = node
     apply(cluster, f"""
