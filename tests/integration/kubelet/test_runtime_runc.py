@@ -174,6 +174,21 @@ class TestRuncRuntime(RuntimeContract):
         return lambda name: sh(name, "trap '' TERM; sleep 3600 & wait")
 
 
+def _processes_running(argv: list[str]) -> list[int]:
+    """Host pids whose command line is ``argv``."""
+    want = ("\0".join(argv) + "\0").encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if cmdline.read() == want:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
 async def eventually(check, within: float = 15.0, every: float = 0.1):
     """Poll the async ``check`` until it returns something truthy; its last error otherwise."""
     deadline = time.monotonic() + within
@@ -417,8 +432,9 @@ async def test_exec_logs_and_stats(node) -> None:
     result = await rt.exec_sync(container, ["sh", "-c", "echo $GREETING; echo e >&2; exit 4"], 5)
     assert (result.exit_code, result.stdout, result.stderr) == (4, b"hi\n", b"e\n")
     with pytest.raises(RuntimeError_) as err:
-        await rt.exec_sync(container, ["sleep", "30"], 0.3)
+        await rt.exec_sync(container, ["sleep", "31"], 0.3)
     assert err.value.reason == "ExecError" and "timed out" in err.value.message
+    await eventually(lambda: asyncio.to_thread(lambda: not _processes_running(["sleep", "31"])))  # killed too
     with pytest.raises(RuntimeError_) as err:
         await rt.exec_sync(container, ["no-such"], 5)
     assert "executable file not found" in err.value.message

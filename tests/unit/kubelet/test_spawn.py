@@ -63,3 +63,17 @@ def test_commands_run_side_by_side_while_the_loop_stays_free() -> None:
     assert [r.stdout for r in results] == [b"0\n", b"1\n", b"2\n", b"3\n"]
     assert time.monotonic() - began < 1.0  # four 0.3 s commands at once, not one after another
     assert ticks >= 10
+
+
+def test_slow_user_commands_never_hold_up_the_runtimes_own() -> None:
+    async def main() -> float:
+        slow = [asyncio.create_task(spawn.run(["/bin/sleep", "1.5"], user_code=True)) for _ in range(spawn.THREADS)]
+        await asyncio.sleep(0.2)  # every thread of the user-code pool busy
+        began = time.monotonic()
+        done = await spawn.run(["/bin/echo", "ok"])
+        took = time.monotonic() - began
+        assert done.stdout == b"ok\n"
+        await asyncio.gather(*slow)
+        return took
+
+    assert asyncio.run(main()) < 1.0

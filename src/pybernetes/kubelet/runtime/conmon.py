@@ -322,22 +322,17 @@ class Monitor:
         raises RuntimeError_("ExecError"), as does a command runc cannot start."""
         with tempfile.TemporaryDirectory(prefix="exec-", dir=self.exits_dir.parent) as tmp:
             pid_file, log_file = Path(tmp, "pid"), Path(tmp, "log")
-            process = await asyncio.create_subprocess_exec(
-                self.runc, f"--root={self.runc_root}", f"--log={log_file}", "--log-format=json", "exec",
-                f"--pid-file={pid_file}", cid, *argv, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            argv_runc = [self.runc, f"--root={self.runc_root}", f"--log={log_file}", "--log-format=json", "exec",
+                         f"--pid-file={pid_file}", cid, *argv]
             try:
-                out, err = await asyncio.wait_for(process.communicate(), max(limit_seconds, 0.001))
-            except TimeoutError:
+                done = await spawn.run(argv_runc, within=max(limit_seconds, 0.001), user_code=True)
+            except spawn.CommandTimeout:  # runc exec is killed; the command it started in the container too
                 pid = _read_int(pid_file)
                 if pid:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.communicate()
                 raise RuntimeError_("ExecError", f"command {argv!r} timed out after {limit_seconds}s") from None
             failure = _runc_failure(log_file)
         if failure:
             raise RuntimeError_("ExecError", failure)
-        return ExecResult(process.returncode or 0, out, err)
+        return ExecResult(done.returncode, done.stdout, done.stderr)
