@@ -191,10 +191,13 @@ class _GuardedRouter:
 
 def default_pipeline() -> Pipeline:
     """The pipeline the server runs with until the security issue lands: pass-through
-    authentication and authorization; admission: DefaultStorageClass."""
+    authentication and authorization; admission: DefaultStorageClass,
+    StorageObjectInUseProtection (upstream's order)."""
     from pybernetes.apiserver.admission.chain import AdmissionChain
     from pybernetes.apiserver.admission.default_storage_class import DefaultStorageClass
+    from pybernetes.apiserver.admission.storage_object_in_use_protection import StorageObjectInUseProtection
     from pybernetes.apiserver.authn.passthrough import PassThroughAuthenticator
     from pybernetes.apiserver.authz.passthrough import AlwaysAllowAuthorizer
 
-    return Pipeline(PassThroughAuthenticator(), AlwaysAllowAuthorizer(), AdmissionChain([DefaultStorageClass()]))
+    return Pipeline(PassThroughAuthenticator(), AlwaysAllowAuthorizer(),
+                    AdmissionChain([DefaultStorageClass(), StorageObjectInUseProtection()]))

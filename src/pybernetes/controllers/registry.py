@@ -31,6 +31,8 @@ CONTROLLERS: dict[str, str] = {
     "nodeipam": "pybernetes.controllers.nodeipam:NodeIpamController",
     "disruption": "pybernetes.controllers.disruption:DisruptionController",
     "persistentvolume-binder": "pybernetes.controllers.persistentvolume:PersistentVolumeBinder",
+    "pvc-protection": "pybernetes.controllers.pvcprotection:PVCProtectionController",
+    "pv-protection": "pybernetes.controllers.pvprotection:PVProtectionController",
     "local-path-provisioner": "pybernetes.controllers.localpath_provisioner:LocalPathProvisioner",
     "service-lb": "pybernetes.controllers.servicelb:ServiceLBController",
 }

@@ -32,7 +32,7 @@ def claim(name: str, *, storage_class: str | None = None, mode: str | None = Non
 
 
 async def start(cluster: Any, tmp_path: Any) -> None:
-    await cluster.start("persistentvolume-binder", "local-path-provisioner",
+    await cluster.start("persistentvolume-binder", "local-path-provisioner", "pvc-protection", "pv-protection",
                         options={"pv_resync_period": 0.3, "local_path_dir": str(tmp_path / "storage")})
 
 

@@ -197,7 +197,7 @@ async def bound_pair(cluster: Any, pv_name: str, pvc_name: str, policy: str) -> 
 
 
 async def test_deleted_claim_releases_or_deletes_its_volume(cluster: Any) -> None:
-    await cluster.start("persistentvolume-binder", options=FAST)
+    await cluster.start("persistentvolume-binder", "pvc-protection", "pv-protection", options=FAST)
     await bound_pair(cluster, "keep-me", "keeper", "Retain")
     await cluster.client.delete(PVCS, "keeper", NS)
     released = await wait_pv_phase(cluster, "keep-me", "Released")
@@ -220,7 +220,7 @@ async def test_deleted_claim_releases_or_deletes_its_volume(cluster: Any) -> Non
 
 
 async def test_provisioned_volume_with_delete_policy_is_left_to_its_provisioner(cluster: Any) -> None:
-    await cluster.start("persistentvolume-binder", options=FAST)
+    await cluster.start("persistentvolume-binder", "pvc-protection", "pv-protection", options=FAST)
     await cluster.client.create(PVS, volume("made", "1Gi", policy="Delete",
                                             annotations={"pv.kubernetes.io/provisioned-by": "example.com/disk"}))
     await cluster.client.create(PVCS, claim("uses-made", "1Gi"), NS)
@@ -237,11 +237,11 @@ async def _gone(cluster: Any, name: str) -> bool:
 
 
 async def test_volume_released_while_the_controller_was_down(cluster: Any) -> None:
-    cm = await cluster.start("persistentvolume-binder", options=FAST)
+    cm = await cluster.start("persistentvolume-binder", "pvc-protection", "pv-protection", options=FAST)
     await bound_pair(cluster, "while-away", "leaves", "Retain")
     await cluster.stop(cm)
     await cluster.client.delete(PVCS, "leaves", NS)
-    await cluster.start("persistentvolume-binder", options={"pv_resync_period": 60})
+    await cluster.start("persistentvolume-binder", "pvc-protection", "pv-protection", options={"pv_resync_period": 60})
     await wait_pv_phase(cluster, "while-away", "Released")
 
 
@@ -320,6 +320,8 @@ async def test_bound_claim_whose_volume_is_deleted_is_lost(cluster: Any) -> None
     await cluster.start("persistentvolume-binder", options=FAST)
     await bound_pair(cluster, "vanishing", "left-behind", "Retain")
     await cluster.client.delete(PVS, "vanishing")
+    # a bound volume is kept by its pv-protection finalizer: an admin forces it away
+    await cluster.client.patch(PVS, "vanishing", {"metadata": {"finalizers": None}})
 
     async def lost() -> dict[str, Any] | None:
         pvc = await get_pvc(cluster, "left-behind")

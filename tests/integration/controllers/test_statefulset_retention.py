@@ -17,7 +17,7 @@ def owners(claim: dict) -> list[tuple[str, str, bool]]:
 async def test_when_scaled_delete_removes_claims_of_condemned_pods(cluster):
     await cluster.node.create_node("node-1")
     cluster.node.auto_run(NS)
-    await cluster.start("statefulset", "garbagecollector", options=GC_OPTIONS)
+    await cluster.start("statefulset", "garbagecollector", "pvc-protection", options=GC_OPTIONS)
     body = stateful_set("ws", 3, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete",
                                                                        "whenDeleted": "Retain"})
     await cluster.client.create(STS, body)
@@ -42,7 +42,7 @@ async def test_when_scaled_delete_removes_claims_of_condemned_pods(cluster):
 async def test_when_deleted_delete_makes_the_set_own_claims(cluster):
     await cluster.node.create_node("node-1")
     cluster.node.auto_run(NS)
-    await cluster.start("statefulset", "garbagecollector", options=GC_OPTIONS)
+    await cluster.start("statefulset", "garbagecollector", "pvc-protection", options=GC_OPTIONS)
     body = stateful_set("wd", 2, persistentVolumeClaimRetentionPolicy={"whenScaled": "Retain",
                                                                        "whenDeleted": "Delete"})
     sts = await cluster.client.create(STS, body)
@@ -98,7 +98,7 @@ async def test_delete_delete_moves_ownership_from_set_to_pod_on_scale_down(clust
 async def test_new_pod_waits_for_stale_claim_of_previous_pod(cluster):
     await cluster.node.create_node("node-1")
     cluster.node.auto_run(NS)
-    await cluster.start("statefulset")  # no garbage collector: the stale claim stays
+    await cluster.start("statefulset", "pvc-protection")  # no garbage collector: the stale claim stays
     body = stateful_set("st", 1, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete",
                                                                        "whenDeleted": "Retain"})
     await cluster.client.create(STS, body)

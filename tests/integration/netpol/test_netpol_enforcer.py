@@ -257,5 +257,9 @@ async def test_pods_of_other_nodes_are_peers_and_the_table_comes_back(cluster):
     syncs = c.enforcer.full_syncs
     assert await c.nft.delete_table("ip", TABLE)
     await c.until_table(lambda text: "pol-in_np-a_from-b-clients" in text, "the table recreated")
-    assert c.enforcer.full_syncs > syncs
+
+    async def counted() -> bool:  # nft commits before the enforcer's coroutine resumes and counts
+        return c.enforcer.full_syncs > syncs
+
+    await until(counted, what="the full sync counted")
     assert await c.blocked("np-a/peer", "np-a/web")

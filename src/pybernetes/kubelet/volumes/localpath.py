@@ -90,7 +90,9 @@ class LocalPathReclaimer:
         self.client = client
         self.node_name = node_name
         # (namespace, claim) -> a pod on this node still uses it: its data is not deleted yet
-        # (there is no pvc-protection finalizer: a claim can be deleted under a running pod)
+        # (a second guard: the pvc-protection finalizer already keeps a claim a pod uses, so
+        # its volume is released only once the pods are gone — unless that finalizer was
+        # removed by hand or its controller is not running)
         self.claim_in_use = claim_in_use
         self.busy_retry = busy_retry
         self.informer = SharedInformer(client, PVS)
