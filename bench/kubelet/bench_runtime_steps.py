@@ -69,6 +69,42 @@ class Floor:
     def __init__(self, work: Path, layers: list[Path], bridge: str, cidr: str, cgroup_root: str) -> None:
         self.work, self.layers, self.bridge, self.cidr, self.cgroup_root = work, layers, bridge, cidr, cgroup_root
         self.tag = secrets.token_hex(3)
+        scratch = work / "spec-template"
+        scratch.mkdir()
+        run("runc", "spec", "--bundle", str(scratch))
+        self.spec_template = (scratch / "config.json").read_text()
+        conflist = cni.pod_network(name="bench", bridge=bridge, subnet=cidr, data_dir=str(work / "ipam"), ip_masq=False)
+        self.cni_input = json.dumps(cni.plugin_input(conflist, conflist["plugins"][0], None)).encode()
+
+    def _cni(self, netns: str, command: str, *, check: bool = True) -> None:
+        """The bridge plugin (host-local IPAM) on the named network namespace."""
+        env = {"CNI_CONTAINERID": netns, "CNI_NETNS": f"/run/netns/{netns}", "CNI_IFNAME": "eth0",
+               "CNI_PATH": CNI_BIN, "CNI_COMMAND": command, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin")}
+        subprocess.run([f"{CNI_BIN}/bridge"], input=self.cni_input, env=env, capture_output=True, check=check)
+
+    def _bundle(self, bundle: Path, cgroup: str, netns: str | None = None) -> None:
+        """An OCI bundle of the image on an overlay root running ``sleep 3600`` (in ``netns``
+        when given, else a fresh network namespace)."""
+        for sub in ("rootfs", "upper", "work"):
+            (bundle / sub).mkdir(parents=True)
+        kernel.mount_overlay(self.layers, bundle / "upper", bundle / "work", bundle / "rootfs")
+        spec = json.loads(self.spec_template)
+        spec["process"].update(terminal=False, args=["sleep", "3600"])
+        spec["linux"]["cgroupsPath"] = f"{self.cgroup_root}/{cgroup}"
+        if netns:
+            spec["linux"]["namespaces"] = [n if n["type"] != "network" else {"type": "network",
+                                                                              "path": f"/run/netns/{netns}"}
+                                           for n in spec["linux"]["namespaces"]]
+        (bundle / "config.json").write_text(json.dumps(spec))
+
+    def _runc_run(self, bundle: Path, cid: str) -> None:
+        # the container inherits runc's stdio: no pipes, or run would wait for the container's end
+        subprocess.run(["runc", f"--root={self.work / 'runc'}", "run", "-d", "--bundle", str(bundle), cid], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _runc_delete(self, bundle: Path, cid: str) -> None:
+        subprocess.run(["runc", f"--root={self.work / 'runc'}", "delete", "-f", cid], capture_output=True)
+        kernel.umount(bundle / "rootfs")
 
     def netns_add(self, i: int) -> float:
         name = f"pybb-{self.tag}-{i}"
@@ -85,45 +121,32 @@ class Floor:
     def cni_add(self, i: int) -> float:
         name = f"pybb-{self.tag}-cni{i}"
         run("ip", "netns", "add", name)
-        conflist = cni.pod_network(name="bench", bridge=self.bridge, subnet=self.cidr, data_dir=str(self.work / "ipam"),
-                                   ip_masq=False)
-        plugin = conflist["plugins"][0]
-        stdin = json.dumps(cni.plugin_input(conflist, plugin, None)).encode()
-        env = {"CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}", "CNI_IFNAME": "eth0",
-               "CNI_PATH": CNI_BIN, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin")}
         try:
-            return timed(lambda: run(f"{CNI_BIN}/bridge", input=stdin, env={**env, "CNI_COMMAND": "ADD"}))
+            return timed(lambda: self._cni(name, "ADD"))
         finally:
-            subprocess.run([f"{CNI_BIN}/bridge"], input=stdin, env={**env, "CNI_COMMAND": "DEL"}, capture_output=True)
+            self._cni(name, "DEL", check=False)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+    def runc_run(self, i: int) -> float:
+        bundle, cid = self.work / f"bundle-{i}", f"pybb-{self.tag}-{i}"
+        self._bundle(bundle, f"raw-{i}")
+        try:
+            return timed(lambda: self._runc_run(bundle, cid))
+        finally:
+            self._runc_delete(bundle, cid)
 
     def pod_up(self, i: int) -> None:
         """One raw pod, left running: netns, CNI ADD, overlay root, ``runc run -d``."""
         name = f"pybb-{self.tag}-p{i}"
         run("ip", "netns", "add", name)
-        conflist = cni.pod_network(name="bench", bridge=self.bridge, subnet=self.cidr, data_dir=str(self.work / "ipam"),
-                                   ip_masq=False)
-        stdin = json.dumps(cni.plugin_input(conflist, conflist["plugins"][0], None)).encode()
-        run(f"{CNI_BIN}/bridge", input=stdin, env={"CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}",
-                                                   "CNI_IFNAME": "eth0", "CNI_PATH": CNI_BIN, "CNI_COMMAND": "ADD",
-                                                   "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin")})
+        self._cni(name, "ADD")
         bundle = self.work / f"pbundle-{i}"
-        for sub in ("rootfs", "upper", "work"):
-            (bundle / sub).mkdir(parents=True)
-        kernel.mount_overlay(self.layers, bundle / "upper", bundle / "work", bundle / "rootfs")
-        spec = json.loads(self.spec_template)
-        spec["process"].update(terminal=False, args=["sleep", "3600"])
-        spec["linux"]["cgroupsPath"] = f"{self.cgroup_root}/pod-{i}"
-        spec["linux"]["namespaces"] = [n if n["type"] != "network" else {"type": "network", "path": f"/run/netns/{name}"}
-                                       for n in spec["linux"]["namespaces"]]
-        (bundle / "config.json").write_text(json.dumps(spec))
-        subprocess.run(["runc", f"--root={self.work / 'runc'}", "run", "-d", "--bundle", str(bundle), name], check=True,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._bundle(bundle, f"pod-{i}", netns=name)
+        self._runc_run(bundle, name)
 
     def pod_down(self, i: int) -> None:
         name = f"pybb-{self.tag}-p{i}"
-        subprocess.run(["runc", f"--root={self.work / 'runc'}", "delete", "-f", name], capture_output=True)
-        kernel.umount(self.work / f"pbundle-{i}" / "rootfs")
+        self._runc_delete(self.work / f"pbundle-{i}", name)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
     def burst(self, count: int, workers: int) -> tuple[list[float], float]:
@@ -131,10 +154,6 @@ class Floor:
         machine's CPU seconds spent meanwhile."""
         from concurrent.futures import ThreadPoolExecutor
 
-        scratch = self.work / "spec-template"
-        scratch.mkdir()
-        run("runc", "spec", "--bundle", str(scratch))
-        self.spec_template = (scratch / "config.json").read_text()
         cpu_before, began = machine_cpu(), time.perf_counter()
 
         def one(i: int) -> float:
@@ -148,26 +167,6 @@ class Floor:
         finally:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(self.pod_down, range(count)))
-
-    def runc_run(self, i: int) -> float:
-        bundle = self.work / f"bundle-{i}"
-        for sub in ("rootfs", "upper", "work"):
-            (bundle / sub).mkdir(parents=True)
-        kernel.mount_overlay(self.layers, bundle / "upper", bundle / "work", bundle / "rootfs")
-        run("runc", "spec", "--bundle", str(bundle))
-        spec = json.loads((bundle / "config.json").read_text())
-        spec["process"].update(terminal=False, args=["sleep", "3600"])
-        spec["linux"]["cgroupsPath"] = f"{self.cgroup_root}/raw-{i}"
-        (bundle / "config.json").write_text(json.dumps(spec))
-        cid = f"pybb-{self.tag}-{i}"
-        try:
-            # the container inherits runc's stdio: no pipes, or run would wait for the container's end
-            return timed(lambda: subprocess.run(
-                ["runc", f"--root={self.work / 'runc'}", "run", "-d", "--bundle", str(bundle), cid], check=True,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        finally:
-            subprocess.run(["runc", f"--root={self.work / 'runc'}", "delete", "-f", cid], capture_output=True)
-            kernel.umount(bundle / "rootfs")
 
 
 def machine_cpu() -> float:
@@ -238,7 +237,7 @@ def main() -> None:
             times, cpu = floor.burst(args.burst, args.workers)
             print(f"burst floor: {args.burst} raw pods at once ({args.workers} workers): up at p50 "
                   f"{ms(percentile(times, 50)):.0f} ms, p99 {ms(percentile(times, 99)):.0f} ms, "
-                  f"last {ms(times[-1]):.0f} ms; {ms(cpu / args.burst):.0f} ms of CPU per pod ({os.cpu_count()} cores)")
+                  f"last up at {ms(max(times)):.0f} ms; {ms(cpu / args.burst):.0f} ms of CPU per pod ({os.cpu_count()} cores)")
     finally:
         async def remove_all() -> None:
             for sandbox in await rt.list_pod_sandboxes():

@@ -36,6 +36,7 @@ from pybernetes.client.rest import RestClient
 from pybernetes.client.workqueue import RateLimitingQueue, ShutDown, default_controller_rate_limiter
 from pybernetes.controllers import gc_graph as g
 from pybernetes.controllers.base import Controller, Obj
+from pybernetes.machinery.meta import finalizer_patch
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ class GarbageCollector(Controller):
                 return
             if (live.get("metadata") or {}).get("uid") != ident.uid:
                 return
-            patch = g.finalizer_removal_patch(live, finalizer)
+            patch = finalizer_patch(live, finalizer, add=False)
             if patch is None:
                 return
             try:

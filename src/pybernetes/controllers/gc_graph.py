@@ -451,17 +451,6 @@ def unblock_refs_merge_patch(obj: Obj) -> Obj:
                          "ownerReferences": refs}}
 
 
-def finalizer_removal_patch(obj: Obj, finalizer: str) -> Obj | None:
-    """A JSON merge patch removing ``finalizer`` (resourceVersion precondition); None when the
-    object does not have it."""
-    meta = obj.get("metadata") or {}
-    finalizers = list(meta.get("finalizers") or [])
-    if finalizer not in finalizers:
-        return None
-    kept = [f for f in finalizers if f != finalizer]
-    return {"metadata": {"resourceVersion": meta.get("resourceVersion"), "finalizers": kept or None}}
-
-
 # -- discovery -------------------------------------------------------------------------------
 
 

@@ -9,8 +9,7 @@ admission plugin put it on a new claim:
   informer's cache through an index by claim (``POD_PVC_INDEX``); only when the cache knows
   of no user is the namespace's pods listed live from the API server (the cache may lag: a
   pod just bound may not be in it yet), and the finalizer is removed only when that list
-  agrees.  Syncs of one namespace that start together share one live list (one that began
-  before a sync started is never reused by it, so it cannot predate the sync's trigger);
+  agrees;
 - a claim not being deleted that lacks the finalizer (created before the plugin, or through a
   path that bypasses it) gets it.
 
@@ -33,7 +32,6 @@ with the cached resourceVersion.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -171,8 +169,6 @@ class PVCProtectionController(Controller):
         self.claims.add_event_handler(self._claim_changed, lambda old, new: self._claim_changed(new), None)
         self.pods = self.informer(PODS, indexers={POD_PVC_INDEX: pod_pvc_index})
         self.pods.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
-        # namespace -> (when the live list began, its result): shared by syncs that start together
-        self._listing: dict[str, tuple[float, asyncio.Future[list[Obj]]]] = {}
         self.added = 0  # finalizers added (tests and metrics)
         self.removed = 0  # finalizers removed
         self.live_lists = 0  # live pod lists sent to the API server
@@ -221,33 +217,11 @@ class PVCProtectionController(Controller):
 
     async def in_use(self, claim: Obj) -> bool:
         """A pod uses the claim: the informer's cache first, then a live list to be sure."""
-        since = asyncio.get_running_loop().time()
         meta = _d(claim.get("metadata"))
         namespace = meta.get("namespace") or ""
         cached = self.pods.indexer.by_index(POD_PVC_INDEX, f"{namespace}/{meta.get('name') or ''}")
         if any(pod_uses_claim(pod, claim) for pod in cached):
             return True
-        return any(pod_uses_claim(pod, claim) for pod in await self._live_pods(namespace, since))
-
-    async def _live_pods(self, namespace: str, since: float) -> list[Obj]:
-        """The namespace's pods as the API server has them now, from a list that began at or
-        after ``since`` (a list already under way since then is shared)."""
-        pending = self._listing.get(namespace)
-        if pending is not None and pending[0] >= since:
-            return await asyncio.shield(pending[1])
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Obj]] = loop.create_future()
-        self._listing[namespace] = (loop.time(), future)
-        try:
-            self.live_lists += 1
-            items = (await self.client.list_all(PODS, namespace)).get("items") or []
-        except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("live pod list cancelled"))
-            future.exception()  # retrieved here: those sharing it get it too
-            raise
-        else:
-            future.set_result(items)
-            return items
-        finally:
-            if self._listing.get(namespace, (0.0, None))[1] is future:
-                del self._listing[namespace]
+        self.live_lists += 1
+        live = (await self.client.list_all(PODS, namespace)).get("items") or []
+        return any(pod_uses_claim(pod, claim) for pod in live)

@@ -13,7 +13,8 @@ admission plugin put it on a new volume:
 
 Also the finalizer helpers shared with ``pvcprotection`` (upstream's protectionutil): which
 objects need the finalizer or are candidates for its removal, and the writes: JSON merge
-patches of ``metadata.finalizers`` carrying the cached object's resourceVersion, so a write
+patches of ``metadata.finalizers`` (``machinery.meta.finalizer_patch``) carrying the cached
+object's resourceVersion, so a write
 based on a stale cache is a 409 Conflict and the key is retried from the fresh object (never
 re-adding a finalizer to an object that started being deleted meanwhile).
 """
@@ -26,6 +27,7 @@ from typing import Any
 from pybernetes.client.errors import NotFound
 from pybernetes.client.rest import ResourceArg
 from pybernetes.controllers.base import Controller, Obj
+from pybernetes.machinery.meta import finalizer_patch, has_finalizer, is_being_deleted
 
 log = logging.getLogger(__name__)
 
@@ -36,38 +38,14 @@ PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
 # -- finalizer helpers (shared with pvcprotection) ---------------------------------------------
 
 
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def finalizers_of(obj: Obj) -> list[str]:
-    found = _meta(obj).get("finalizers")
-    return [f for f in found if isinstance(f, str)] if isinstance(found, list) else []
-
-
-def being_deleted(obj: Obj) -> bool:
-    return bool(_meta(obj).get("deletionTimestamp"))
-
-
 def is_deletion_candidate(obj: Obj, finalizer: str) -> bool:
     """Being deleted and still holding ``finalizer``: the controller decides whether it goes."""
-    return being_deleted(obj) and finalizer in finalizers_of(obj)
+    return is_being_deleted(obj) and has_finalizer(obj, finalizer)
 
 
 def needs_finalizer(obj: Obj, finalizer: str) -> bool:
     """Not being deleted and without ``finalizer``: the controller adds it."""
-    return not being_deleted(obj) and finalizer not in finalizers_of(obj)
-
-
-def finalizer_patch(obj: Obj, finalizer: str, *, add: bool) -> Obj | None:
-    """A JSON merge patch adding or removing ``finalizer`` (other finalizers kept, in order)
-    with the object's resourceVersion as precondition; None when there is nothing to do."""
-    current = finalizers_of(obj)
-    if add == (finalizer in current):
-        return None
-    wanted = current + [finalizer] if add else [f for f in current if f != finalizer]
-    return {"metadata": {"resourceVersion": _meta(obj).get("resourceVersion"), "finalizers": wanted or None}}
+    return not is_being_deleted(obj) and not has_finalizer(obj, finalizer)
 
 
 async def write_finalizer(ctl: Controller, res: ResourceArg, obj: Obj, finalizer: str, *, add: bool) -> bool:
@@ -76,7 +54,7 @@ async def write_finalizer(ctl: Controller, res: ResourceArg, obj: Obj, finalizer
     patch = finalizer_patch(obj, finalizer, add=add)
     if patch is None:
         return False
-    meta = _meta(obj)
+    meta = obj.get("metadata") or {}
     try:
         await ctl.client.patch(res, meta.get("name") or "", patch, meta.get("namespace"), patch_type="merge")
     except NotFound:

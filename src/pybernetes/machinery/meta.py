@@ -197,6 +197,17 @@ def is_being_deleted(obj: Obj) -> bool:
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
+def finalizer_patch(obj: Obj, name: str, *, add: bool) -> Obj | None:
+    """A JSON merge patch adding or removing ``name`` (the other finalizers kept, in order)
+    with the object's resourceVersion as precondition; None when there is nothing to do."""
+    current = finalizers_of(obj)
+    if add == (name in current):
+        return None
+    wanted = [*current, name] if add else [f for f in current if f != name]
+    return {"metadata": {"resourceVersion": (obj.get("metadata") or {}).get("resourceVersion"),
+                         "finalizers": wanted or None}}
+
+
 # ---------------------------------------------------------------------------------------
 # Owner references
 # ---------------------------------------------------------------------------------------

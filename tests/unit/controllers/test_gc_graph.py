@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pybernetes.controllers import gc_graph as g
+from pybernetes.machinery.meta import finalizer_patch
 
 
 def obj(name: str, uid: str, ns: str = "default", kind: str = "ConfigMap", api_version: str = "v1",
@@ -218,9 +219,9 @@ def test_patches() -> None:
     unblocked = g.unblock_refs_merge_patch(live)["metadata"]["ownerReferences"]
     assert unblocked[0]["blockOwnerDeletion"] is False
     assert live["metadata"]["ownerReferences"][0]["blockOwnerDeletion"] is True  # not mutated
-    assert g.finalizer_removal_patch(live, "orphan") == {
+    assert finalizer_patch(live, "orphan", add=False) == {
         "metadata": {"resourceVersion": "7", "finalizers": ["example.com/keep"]}}
-    assert g.finalizer_removal_patch(live, "foregroundDeletion") is None
+    assert finalizer_patch(live, "foregroundDeletion", add=False) is None
 
 
 def test_preferred_resources_and_gc_filter() -> None:

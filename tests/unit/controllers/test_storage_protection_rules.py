@@ -17,11 +17,11 @@ from pybernetes.controllers.pvcprotection import (
 )
 from pybernetes.controllers.pvprotection import (
     PV_PROTECTION_FINALIZER,
-    finalizer_patch,
     is_deletion_candidate,
     needs_finalizer,
     pv_in_use,
 )
+from pybernetes.machinery.meta import finalizer_patch
 
 Obj = dict[str, Any]
 DELETED_AT = "2024-01-02T00:00:00Z"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from pybernetes.apiserver.pipeline import AdmissionAttributes
+from pybernetes.machinery.meta import add_finalizer
 
 PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
@@ -34,19 +35,11 @@ def with_finalizer(obj: Any, finalizer: str) -> bool:
     """Add ``finalizer`` to ``obj``'s ``metadata.finalizers`` (in place) unless present.
     True when the object was changed; False when it already had it or is not object-shaped
     (validation reports that)."""
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
         return False
-    meta = obj.setdefault("metadata", {})
-    if not isinstance(meta, dict):
+    if not isinstance(obj.get("metadata", {}).get("finalizers", []), list):
         return False
-    finalizers = meta.get("finalizers")
-    if finalizers is None:
-        meta["finalizers"] = [finalizer]
-        return True
-    if not isinstance(finalizers, list) or finalizer in finalizers:
-        return False
-    finalizers.append(finalizer)
-    return True
+    return add_finalizer(obj, finalizer)
 
 
 class StorageObjectInUseProtection:

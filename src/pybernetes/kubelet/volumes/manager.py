@@ -17,8 +17,8 @@ The pod workers call:
   subpaths), then its ``volumes`` and ``volume-subpaths`` directories removed, and the pod
   directory if nothing else is left in it.  Data of hostPath and PV volumes is never under it.
 - ``pod_uids_on_disk()`` — pods with a directory here (orphans after a restart).
-- ``empty_dirs(pod)`` — the pod's emptyDir directories with medium and sizeLimit (what the
-  local storage eviction of eviction.py measures).
+- ``empty_dirs(pod)`` — the pod's emptyDir directories with their medium (what the local
+  storage eviction of eviction.py measures).
 
 Layout: ``<pods dir>/<uid>/volumes/kubernetes.io~<plugin>/<name>``.  Secret, downwardAPI and
 projected volumes are tmpfs mounts when running as root (never on disk); fsGroup is applied
@@ -85,12 +85,11 @@ PLUGIN_OF = {"configMap": CONFIG_MAP, "secret": SECRET, "downwardAPI": DOWNWARD_
 
 @dataclass(frozen=True, slots=True)
 class EmptyDirVolume:
-    """One emptyDir of a pod: its directory here, medium ("" disk, "Memory") and sizeLimit text."""
+    """One emptyDir of a pod: its directory here and its medium ("" disk, "Memory")."""
 
     name: str
     path: Path
     medium: str
-    size_limit: str | None
 
 
 @dataclass
@@ -332,7 +331,7 @@ class VolumeManager:
 
     def empty_dirs(self, pod: Obj) -> list[EmptyDirVolume]:
         """The pod's emptyDir volumes from its spec, each with its directory on this node (it may
-        not exist yet), medium and sizeLimit as written; read from the spec and the on-disk
+        not exist yet) and medium; read from the spec and the on-disk
         layout, so it holds for pods adopted after a restart too.  Bad names are left out."""
         uid = check_pod_uid(str(meta(pod).get("uid") or ""))
         out = []
@@ -346,10 +345,7 @@ class VolumeManager:
                 path = volume_dir(self.pods_dir, uid, EMPTY_DIR, name)
             except ValueError:
                 continue
-            source = d(source)
-            limit = source.get("sizeLimit")
-            out.append(EmptyDirVolume(name, path, str(source.get("medium") or ""),
-                                      None if limit in (None, "") else str(limit)))
+            out.append(EmptyDirVolume(name, path, str(d(source).get("medium") or "")))
         return out
 
     # -- running pods --------------------------------------------------------------------------
